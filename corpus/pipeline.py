@@ -1,0 +1,55 @@
+"""Articles → cleaned documents → chunks, in one call for the stages downstream."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpus.chunking import Chunk, ChunkerConfig, chunk_document
+from corpus.cleaning import CleanDocument, clean_document
+from corpus.documents import DEFAULT_RAW_DIR, Document, LoadProblem, load_corpus
+
+
+@dataclass(frozen=True)
+class ChunkedCorpus:
+    documents: tuple[Document, ...]
+    cleaned: dict[str, CleanDocument]
+    chunks: tuple[Chunk, ...]
+    problems: tuple[LoadProblem, ...]
+    config: ChunkerConfig
+
+    def document(self, doc_id: str) -> Document | None:
+        return next((d for d in self.documents if d.doc_id == doc_id), None)
+
+    def fingerprint(self) -> str:
+        """Identifies the stored documents (their file hashes), independent of file order."""
+        h = hashlib.sha256()
+        for d in sorted(self.documents, key=lambda d: d.doc_id):
+            h.update(f"{d.doc_id}\0{d.content_hash}\n".encode())
+        return h.hexdigest()
+
+    def document_hashes(self) -> dict[str, str]:
+        return {d.doc_id: d.content_hash for d in self.documents}
+
+
+def process_documents(documents: tuple[Document, ...], problems: tuple[LoadProblem, ...] = (),
+                      config: ChunkerConfig | None = None) -> ChunkedCorpus:
+    config = config or ChunkerConfig()
+    cleaned: dict[str, CleanDocument] = {}
+    chunks: list[Chunk] = []
+    for doc in documents:
+        clean = clean_document(doc)
+        cleaned[doc.doc_id] = clean
+        chunks.extend(chunk_document(clean, config))
+    return ChunkedCorpus(documents, cleaned, tuple(chunks), problems, config)
+
+
+def load_chunked_corpus(raw_dir: Path = DEFAULT_RAW_DIR, config: ChunkerConfig | None = None) -> ChunkedCorpus:
+    loaded = load_corpus(raw_dir)
+    return process_documents(loaded.documents, loaded.problems, config)
+
+
+def chunk_jsonl(chunks: tuple[Chunk, ...] | list[Chunk]) -> str:
+    return "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks)

@@ -1,0 +1,74 @@
+"""FAISS inner product over L2-normalised vectors: exact up to a threshold, HNSW above it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128
+
+
+@dataclass(frozen=True)
+class DenseHits:
+    ids: np.ndarray  # (n_queries, k) int64, -1 where fewer than k vectors exist
+    scores: np.ndarray  # (n_queries, k) float32 cosine similarities
+
+
+class DenseIndex:
+    def __init__(self, index: faiss.Index) -> None:
+        self._index = index
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if isinstance(self._index, faiss.IndexHNSW) else "flat"
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, *, hnsw_threshold: int = 100_000) -> DenseIndex:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError("vectors must be a 2-D array")
+        n, dim = vectors.shape
+        index: faiss.Index
+        if n >= hnsw_threshold:
+            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(vectors)
+        return cls(index)
+
+    def search(self, vectors: np.ndarray, k: int) -> DenseHits:
+        queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        k = max(1, min(k, self.size)) if self.size else 1
+        if not self.size:
+            n = queries.shape[0]
+            return DenseHits(np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
+        if self.kind == "hnsw":
+            self._index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+        scores, ids = self._index.search(queries, k)
+        return DenseHits(ids.astype(np.int64), scores.astype(np.float32))
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> DenseIndex:
+        index = faiss.read_index(str(path))
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        return cls(index)

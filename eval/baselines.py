@@ -1,0 +1,112 @@
+"""Baselines: expected metrics of a set on a known index, with a tolerance per metric.
+
+A baseline file (eval/baselines/<set>.json) holds the command that produced it, the index fingerprint
+(corpus + model), the expected overall metrics per mode and an absolute tolerance per metric.
+`compare` fails when a metric is lower than expected by more than its tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eval.scoring import QUALITY_METRICS
+
+BASELINES_DIR = Path(__file__).resolve().parent / "baselines"
+DEFAULT_TOLERANCE = 0.02
+
+
+@dataclass
+class Comparison:
+    drops: list[str] = field(default_factory=list)
+    checked: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.drops
+
+
+def baseline_path(set_name: str) -> Path:
+    return BASELINES_DIR / f"{set_name}.json"
+
+
+def load_metrics(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _tolerances(n_questions: int, n_unanswerable: int, default: float) -> dict[str, float]:
+    """Absolute tolerance per metric: `default`, widened to just over one question's weight for small sets."""
+    tol: dict[str, float] = {}
+    for key in QUALITY_METRICS:
+        t = default
+        if key == "citation_verification_rate":
+            t = 0.0  # every citation must verify: no slack
+        elif key.startswith("refusal") and n_unanswerable:
+            t = max(t, round(1.0 / n_unanswerable + 0.005, 3))
+        elif n_questions and n_questions < 50:
+            t = max(t, round(1.0 / n_questions + 0.005, 3))
+        tol[key] = t
+    return tol
+
+
+def make_baseline(run_dir: Path, default_tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+    metrics = load_metrics(run_dir)
+    meta = metrics.get("meta", {})
+    expected: dict[str, dict[str, float | None]] = {}
+    n = n_unans = 0
+    for mode, mm in metrics["modes"].items():
+        o = mm["overall"]
+        expected[mode] = {k: o.get(k) for k in QUALITY_METRICS}
+        n = int(o.get("n", 0))
+        n_unans = n - int(o.get("n_answerable", 0))
+    return {
+        "set": meta.get("set"),
+        "command": meta.get("command"),
+        "index": {k: v for k, v in (meta.get("index") or {}).items() if k in ("corpus", "model")},
+        "generation": (meta.get("index") or {}).get("generation"),
+        "created_from": str(run_dir),
+        "created_at": meta.get("created_at"),
+        "questions": n,
+        "note": "Regenerate with `policyqa eval baseline RUN_DIR` after changing retrieval or answering.",
+        "tolerance": _tolerances(n, n_unans, default_tolerance),
+        "expected": expected,
+    }
+
+
+def write_baseline(run_dir: Path, path: Path | None = None) -> Path:
+    base = make_baseline(run_dir)
+    path = path or baseline_path(str(base["set"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(base, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def compare(run_dir: Path, baseline: Path | None = None) -> Comparison:
+    metrics = load_metrics(run_dir)
+    meta = metrics.get("meta", {})
+    path = baseline or baseline_path(str(meta.get("set")))
+    base = json.loads(path.read_text(encoding="utf-8"))
+    result = Comparison()
+    run_index = meta.get("index") or {}
+    for key, value in (base.get("index") or {}).items():
+        if run_index.get(key) != value:
+            result.warnings.append(f"index {key} fingerprint differs from the baseline's "
+                                   f"({str(run_index.get(key))[:12]} vs {str(value)[:12]})")
+    tol = base.get("tolerance", {})
+    for mode, expected in base["expected"].items():
+        if mode not in metrics["modes"]:
+            result.warnings.append(f"mode {mode} not in this run: skipped")
+            continue
+        actual = metrics["modes"][mode]["overall"]
+        for key, exp in expected.items():
+            if exp is None:
+                continue
+            result.checked += 1
+            got = actual.get(key)
+            t = float(tol.get(key, DEFAULT_TOLERANCE))
+            if got is None or got < exp - t - 1e-9:
+                result.drops.append(f"{mode}.{key}: {got} < {exp} - {t}")
+    return result

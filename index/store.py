@@ -1,0 +1,111 @@
+"""Loading the current index generation, checked against its manifest before use."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corpus.chunking import Chunk
+from index.builder import FORMAT_VERSION
+from index.dense import DenseIndex
+from index.generations import IndexCorrupt, IndexMismatch, IndexNotFound, current_generation
+from index.sparse import SparseIndex
+
+REQUIRED_FILES = ("manifest.json", "chunks.jsonl", "documents.jsonl", "dense.faiss", "sparse")
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    doc_id: str
+    title: str
+    date: str
+    date_inferred: bool
+    source: str
+    region: str
+    url: str | None
+    text: str  # cleaned text: citation offsets index into it
+    chunks: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    path: Path
+    manifest: dict[str, Any]
+    chunks: tuple[Chunk, ...]
+    documents: dict[str, StoredDocument]
+    dense: DenseIndex
+    sparse: SparseIndex
+
+    @property
+    def generation(self) -> str:
+        return str(self.manifest["generation"])
+
+
+def _chunk(row: dict[str, Any]) -> Chunk:
+    return Chunk(doc_id=row["doc_id"], chunk_id=row["chunk_id"], ordinal=row["ordinal"], title=row["title"],
+                 section=tuple(row["section"]), date=row["date"], kind=row["kind"], text=row["text"],
+                 start=row["start"], end=row["end"])
+
+
+def _document(row: dict[str, Any]) -> StoredDocument:
+    return StoredDocument(doc_id=row["doc_id"], title=row["title"], date=row["date"],
+                          date_inferred=bool(row.get("date_inferred")), source=row["source"],
+                          region=row.get("region", ""), url=row.get("url"), text=row["text"],
+                          chunks=int(row["chunks"]), content_hash=row["content_hash"])
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexCorrupt(f"generation {folder.name} has no manifest (an unfinished build)") from exc
+    except json.JSONDecodeError as exc:
+        raise IndexCorrupt(f"generation {folder.name} has an unreadable manifest") from exc
+    if not isinstance(data, dict):
+        raise IndexCorrupt(f"generation {folder.name} has an unreadable manifest")
+    return data
+
+
+def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash: str | None = None,
+               generation: Path | None = None) -> LoadedIndex:
+    """Load and verify the current generation (or the given one).
+
+    Refuses a partial generation (missing files, counts that disagree) and one built with another model
+    or lexicon than the caller will query it with.
+    """
+    folder = generation or current_generation(root)
+    if folder is None or not folder.is_dir():
+        raise IndexNotFound(f"no index in {root}", "build one with `policyqa index build`")
+    manifest = read_manifest(folder)
+    missing = [f for f in REQUIRED_FILES if not (folder / f).exists()]
+    if missing:
+        raise IndexCorrupt(f"generation {folder.name} lacks {', '.join(missing)}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
+    built_model = manifest["model"]["fingerprint"]
+    if model_fingerprint is not None and built_model != model_fingerprint:
+        raise IndexMismatch(
+            f"index was built with model {manifest['model']['name']} ({built_model[:12]}), "
+            f"not the configured one ({model_fingerprint[:12]})")
+    if lexicon_hash is not None and manifest["lexicon"]["hash"] != lexicon_hash:
+        raise IndexMismatch("index was built with another jieba lexicon (userdict/stopwords changed)")
+    try:
+        with (folder / "chunks.jsonl").open(encoding="utf-8") as f:
+            chunks = tuple(_chunk(json.loads(line)) for line in f if line.strip())
+        with (folder / "documents.jsonl").open(encoding="utf-8") as f:
+            docs = {d.doc_id: d for d in (_document(json.loads(line)) for line in f if line.strip())}
+        dense = DenseIndex.load(folder / "dense.faiss")
+        sparse = SparseIndex.load(folder / "sparse")
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise IndexCorrupt(f"generation {folder.name} cannot be read: {exc}") from exc
+    counts = manifest["counts"]
+    seen = {"chunks": len(chunks), "vectors": dense.size, "sparse_docs": sparse.size, "documents": len(docs)}
+    bad = {k: (counts.get(k), v) for k, v in seen.items() if counts.get(k) != v}
+    if bad:
+        raise IndexCorrupt(f"generation {folder.name} is inconsistent (manifest vs files: {bad})")
+    if dense.size and dense.dim != manifest["model"]["dim"]:
+        raise IndexMismatch(f"vectors have dim {dense.dim}, manifest says {manifest['model']['dim']}")
+    return LoadedIndex(folder, manifest, chunks, docs, dense, sparse)

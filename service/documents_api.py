@@ -1,0 +1,251 @@
+"""Adding and deleting stored articles durably, validated exactly like the corpus loader.
+
+A document is acknowledged only after its file is on disk for good: written to a temporary file in the
+corpus folder, fsynced, linked into place under its final name (never overwriting), and the folder
+fsynced. Deleting moves the file into `<corpus_dir>/.trash/` (outside the loader's `*.md` glob) the same
+way. Adds and deletes from every worker process are serialised by a file lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corpus.documents import (
+    CorpusLoad,
+    Document,
+    DocumentError,
+    LoadProblem,
+    load_corpus,
+    load_document,
+    parse_document,
+    render_document,
+    validate_doc_id,
+)
+from index.generations import fsync_dir
+from service.errors import ApiError
+
+TRASH_DIR = ".trash"
+PLACEHOLDER_ID = "policyqa-upload-without-doc-id"
+DEFAULT_SOURCE = "管理员上传 / admin upload"
+
+
+@dataclass(frozen=True)
+class NewDocumentFields:
+    """The JSON form of a new document (validated at the HTTP edge, passed here as plain data)."""
+
+    title: str
+    text: str
+    date: str | None = None
+    source: str | None = None
+    url: str | None = None
+    doc_id: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    """The exact bytes that will be stored and the Document the corpus loader reads from them."""
+
+    data: bytes
+    document: Document
+
+
+@dataclass(frozen=True)
+class Deleted:
+    doc_id: str
+    trashed_as: str
+
+
+def generated_doc_id(body: str) -> str:
+    return "doc-" + hashlib.sha256(body.strip().encode("utf-8")).hexdigest()[:12]
+
+
+def check_doc_id(doc_id: str) -> str:
+    """validate_doc_id, reported as a 422 in the API's error shape."""
+    try:
+        return validate_doc_id(doc_id)
+    except DocumentError as exc:
+        raise ApiError(422, exc.code, exc.message_zh, exc.message_en, detail={"doc_id": doc_id[:200]}) from exc
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def prepare_from_fields(fields: NewDocumentFields, corpus_dir: Path) -> PreparedDocument:
+    doc_id = check_doc_id(fields.doc_id) if fields.doc_id else generated_doc_id(fields.text)
+    meta: dict[str, Any] = {"doc_id": doc_id, "title": fields.title}
+    if fields.date:
+        meta["date"] = fields.date
+        meta["date_inferred"] = False
+    else:
+        meta["date"] = _today()
+        meta["date_inferred"] = True
+        meta["date_evidence"] = "上传日期（未提供日期）/ upload date (no date given)"
+    meta["source"] = fields.source or DEFAULT_SOURCE
+    if fields.region:
+        meta["region"] = fields.region
+    if fields.url:
+        meta["url"] = fields.url
+    data = render_document(meta, fields.text).encode("utf-8")
+    doc = parse_document(data, corpus_dir / f"{doc_id}.md")
+    if doc.doc_id != doc_id:  # pragma: no cover - render/parse disagree: never store it
+        raise ApiError(500, "internal_error", "文档编号不一致", "doc_id changed on parsing")
+    return PreparedDocument(data, doc)
+
+
+def prepare_from_markdown(data: bytes, corpus_dir: Path, doc_id: str | None = None) -> PreparedDocument:
+    """An uploaded Markdown file, stored byte for byte. Without a `doc_id` in its front matter the file
+    name carries one: the given `doc_id` or `doc-<sha256(body)[:12]>`."""
+    if doc_id is not None:
+        check_doc_id(doc_id)
+    doc = parse_document(data, corpus_dir / f"{PLACEHOLDER_ID}.md")
+    if doc.doc_id == PLACEHOLDER_ID:  # the front matter names no doc_id
+        stem = doc_id or generated_doc_id(doc.raw)
+        doc = parse_document(data, corpus_dir / f"{stem}.md")
+    elif doc_id is not None and doc_id != doc.doc_id:
+        raise ApiError(422, "doc_id_mismatch",
+                       f"表单中的 doc_id “{doc_id}”与文件头中的“{doc.doc_id}”不一致",
+                       f"form field doc_id {doc_id!r} differs from the front matter's {doc.doc_id!r}")
+    return PreparedDocument(data, doc)
+
+
+def _body_key(doc: Document) -> str:
+    return doc.raw.strip()
+
+
+class DocumentStore:
+    """The corpus folder as the HTTP service sees it."""
+
+    def __init__(self, corpus_dir: Path, lock_path: Path) -> None:
+        self.corpus_dir = corpus_dir
+        self.lock_path = lock_path
+
+    # --- reading -------------------------------------------------------------------------------------
+    def load(self) -> CorpusLoad:
+        if not self.corpus_dir.is_dir():
+            return CorpusLoad((), ())
+        return load_corpus(self.corpus_dir)
+
+    def get(self, doc_id: str) -> Document | None:
+        path = self.corpus_dir / f"{doc_id}.md"
+        if path.is_file():
+            with contextlib.suppress(DocumentError, OSError):
+                doc = load_document(path)
+                if doc.doc_id == doc_id:
+                    return doc
+        return self.load().by_id().get(doc_id)
+
+    def problems(self) -> tuple[LoadProblem, ...]:
+        return self.load().problems
+
+    # --- writing -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock_path.open("a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def add(self, prepared: PreparedDocument) -> Document:
+        """Store a new document durably. Raises ApiError 409 for a duplicate id or duplicate content."""
+        doc = prepared.document
+        self.corpus_dir.mkdir(parents=True, exist_ok=True)
+        target = self.corpus_dir / f"{doc.doc_id}.md"
+        with self._locked():
+            existing = self.load().by_id()
+            same_id = existing.get(doc.doc_id)
+            key = _body_key(doc)
+            if same_id is not None and _body_key(same_id) == key:
+                raise _duplicate_content(same_id.doc_id)
+            if same_id is not None or target.exists():
+                raise ApiError(409, "doc_id_exists",
+                               f"文档编号“{doc.doc_id}”已存在且内容不同：请换一个编号，或先删除原文档",
+                               f"doc_id {doc.doc_id!r} already exists with different content: choose another "
+                               "doc_id or delete the existing document first",
+                               detail={"doc_id": doc.doc_id})
+            for other in existing.values():
+                if _body_key(other) == key:
+                    raise _duplicate_content(other.doc_id)
+            _durable_create(target, prepared.data)
+        return doc
+
+    def delete(self, doc_id: str) -> Deleted:
+        """Move the document's file to the trash folder durably. Raises ApiError 404 when unknown."""
+        with self._locked():
+            path = self._path_of(doc_id)
+            if path is None:
+                raise not_found(doc_id)
+            trash = self.corpus_dir / TRASH_DIR
+            if not trash.is_dir():
+                trash.mkdir(exist_ok=True)
+                fsync_dir(self.corpus_dir)
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+            dest = trash / f"{doc_id}.{stamp}-{uuid.uuid4().hex[:8]}.md"
+            os.rename(path, dest)
+            fsync_dir(trash)
+            fsync_dir(self.corpus_dir)
+        return Deleted(doc_id, f"{TRASH_DIR}/{dest.name}")
+
+    def _path_of(self, doc_id: str) -> Path | None:
+        doc = self.load().by_id().get(doc_id)
+        if doc is not None:
+            return doc.path
+        fallback = self.corpus_dir / f"{doc_id}.md"  # a stored file the loader rejects is still deletable
+        return fallback if fallback.is_file() else None
+
+
+def not_found(doc_id: str) -> ApiError:
+    return ApiError(404, "document_not_found", f"没有文档“{doc_id}”", f"no document {doc_id!r}",
+                    detail={"doc_id": doc_id})
+
+
+def _duplicate_content(existing_id: str) -> ApiError:
+    return ApiError(409, "duplicate_content", f"内容相同的文档已存在：{existing_id}",
+                    f"a document with the same text already exists: {existing_id}",
+                    detail={"doc_id": existing_id})
+
+
+def _durable_create(target: Path, data: bytes) -> None:
+    """Write `data` to `target` (which must not exist) so that it survives a crash once this returns."""
+    folder = target.parent
+    tmp = folder / f".{target.name}.tmp-{uuid.uuid4().hex}"  # hidden: the loader skips dot files
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, target)  # fails instead of overwriting a file created meanwhile
+        except FileExistsError as exc:
+            raise ApiError(409, "doc_id_exists", f"文件 {target.name} 已存在", f"file {target.name} already exists",
+                           detail={"doc_id": target.stem}) from exc
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if target.exists():
+                raise ApiError(409, "doc_id_exists", f"文件 {target.name} 已存在",
+                               f"file {target.name} already exists", detail={"doc_id": target.stem}) from exc
+            os.rename(tmp, target)  # file systems without hard links
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(folder)

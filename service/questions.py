@@ -1,0 +1,93 @@
+"""What a Chinese question asks for: answer type, unit, years, places and keywords."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from index.segmentation import Segmenter
+
+# Order matters: the first pattern that matches decides the type.
+_TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("why", re.compile(r"为什么|为何|原因|为啥|何以")),
+    ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|哪天|哪一天|什么时间|几号|何日|哪个月|什么日子")),
+    ("number", re.compile(r"多少|几[个名项条次年支家类种级批所座户期场人岁天倍成]|几方面|多大|多长|多高|多远|多重|"
+                          r"比例|百分之几|占比|增幅|增长了?几|第几")),
+    ("person", re.compile(r"谁|哪位|何人|什么人|叫什么名字|姓名")),
+    ("list", re.compile(r"哪些|有哪几|包括什么|包括哪|包含哪|主要有|分别是|分别为")),
+    ("how", re.compile(r"如何|怎样|怎么|什么措施|什么办法|哪种方式|什么方式|做法|举措|怎么做")),
+    ("organization", re.compile(r"哪个(?:单位|部门|机构|企业|公司|组织|党委|党支部|银行|行业)|哪家|"
+                                r"什么(?:单位|部门|机构|组织|企业)|由谁")),
+    ("place", re.compile(r"哪里|哪儿|在哪|何地|什么地方|哪个(?:区|镇|村|市|县|街道|地方|社区|城市|方向|站|岛)|"
+                         r"哪座|哪片")),
+    ("yesno", re.compile(r"是否|吗[？?]?$|有没有|是不是|能否")),
+    ("name", re.compile(r"叫什么|什么名称|名称|什么|哪个|哪一|何种")),
+)
+FACTOID_TYPES = frozenset({"number", "person", "place", "organization", "name", "date"})
+
+_UNIT_RE = re.compile(
+    r"(?:多少|几)(万|亿|千)?(名|个|人次|人|万人次|亿元|万元|元|平方米|公里|亩|项|条|次|家|支|所|座|户|本|期|场|班次|"
+    r"艘|件|岁|级|天|年|倍|辆|类|种|批|方面|多期|层|名党员)?")
+_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年?")
+_PLACE_WORD_RE = re.compile(r"^[\u4e00-\u9fff]{1,5}(?:区|镇|村|县|街道|岛)$")
+_NOT_PLACE = frozenset({"小区", "社区", "城区", "园区", "全区", "全市", "农村", "乡村", "山区", "景区", "片区", "辖区",
+                        "商圈", "试验区", "示范区", "实验区", "该区", "本区", "各区", "新区", "乡镇", "村镇", "圩镇"})
+
+# Places a question may name; one not found in the evidence means the question is about somewhere else.
+GAZETTEER = (
+    "广州", "深圳", "珠海", "汕头", "佛山", "韶关", "湛江", "肇庆", "江门", "茂名", "惠州", "梅州", "汕尾", "河源",
+    "阳江", "清远", "东莞", "中山", "潮州", "揭阳", "云浮", "北京", "上海", "天津", "重庆", "杭州", "南京", "苏州",
+    "武汉", "成都", "西安", "长沙", "厦门", "福州", "南宁", "海口", "香港", "澳门", "台湾", "蓬江", "江海", "新会",
+    "台山", "开平", "鹤山", "恩平", "江城", "阳春", "阳东", "阳西", "高新区", "海南", "湖南", "广西", "福建", "浙江",
+)
+# Words that only shape the question; they are not evidence to look for.
+QUESTION_WORDS = frozenset({
+    "多少", "几", "什么", "哪些", "哪个", "哪里", "哪儿", "谁", "如何", "怎样", "怎么", "为什么", "为何", "是否", "吗",
+    "请问", "一下", "呢", "哪", "哪位", "何时", "什么时候", "多大", "多长", "有没有", "是不是", "分别", "主要", "具体",
+    "名", "个", "人", "年", "目前", "现在", "当时", "共有", "一共", "总共", "共", "了", "有", "是", "在", "的", "哪家",
+    "叫", "叫做", "称为", "哪一年", "哪年", "哪天", "几月", "包括", "哪几", "情况", "介绍", "说说", "告诉", "我",
+})
+
+
+@dataclass(frozen=True)
+class QuestionInfo:
+    text: str
+    answer_type: str
+    factoid: bool
+    unit: str | None
+    years: tuple[str, ...]
+    places: tuple[str, ...]
+    keywords: tuple[str, ...]
+
+
+def answer_type(question: str) -> str:
+    for name, pat in _TYPE_PATTERNS:
+        if pat.search(question):
+            return name
+    return "other"
+
+
+def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
+    q = question.strip()
+    kind = answer_type(q)
+    unit = None
+    if kind == "number":
+        m = _UNIT_RE.search(q)
+        if m:
+            unit = "".join(g for g in m.groups() if g) or None
+    years = tuple(dict.fromkeys(_YEAR_RE.findall(q)))
+    places = [p for p in GAZETTEER if p in q]
+    for w in segmenter.words(q):
+        # a named district/town/village (jieba word such as 新会区, 杜阮镇), not a generic one (小区, 全区)
+        if _PLACE_WORD_RE.match(w) and w not in _NOT_PLACE and not w.endswith(("小区", "地区")) \
+                and not any(w in p or p in w for p in places):
+            places.append(w)
+    keywords: list[str] = []
+    for w in segmenter.content_words(q):
+        if w in QUESTION_WORDS or len(w) < 2 and not w.isdigit():
+            continue
+        if re.fullmatch(r"(?:19|20)\d{2}", w):
+            continue  # years are checked separately
+        keywords.append(w)
+    return QuestionInfo(q, kind, kind in FACTOID_TYPES, unit, years, tuple(dict.fromkeys(places)),
+                        tuple(dict.fromkeys(keywords)))

@@ -1,0 +1,102 @@
+"""Child process that builds a new index generation for a rebuild job (`python -m service.rebuild`).
+
+Runs at low CPU priority (nice +10) so the serving workers keep their latency. Settings come from the
+POLICYQA_* environment the parent passes. The job file is updated atomically as the build progresses;
+the build itself publishes the generation atomically (index.generations), so killing this process at any
+point leaves the previous generation current and intact.
+
+`--ensure` is the first-start mode of `policyqa serve` with several workers: prepare the model and build
+an index if there is none, in the foreground, then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+
+from service.jobs import Job, JobProgress, JobStore, env_settings
+
+log = logging.getLogger("policyqa.rebuild")
+NICE = 10
+WRITE_EVERY_S = 0.5
+
+
+class JobReporter:
+    """Build progress → the job file (on every stage change, else at most every WRITE_EVERY_S)."""
+
+    def __init__(self, store: JobStore, job: Job) -> None:
+        self.store = store
+        self.job = job
+        self._last = 0.0
+
+    def update(self, **changes: object) -> None:
+        self.job = replace(self.job, **changes)  # type: ignore[arg-type]
+        self.store.write(self.job)
+        self._last = time.monotonic()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        changed = stage != self.job.progress.stage or done >= total
+        if changed or time.monotonic() - self._last >= WRITE_EVERY_S:
+            self.update(progress=JobProgress(done, total, stage))
+
+
+def run_job(job_id: str) -> int:
+    from service.engine import Engine
+
+    settings = env_settings()
+    store = JobStore(settings.index_dir / "jobs")
+    job = store.read(job_id)
+    if job is None:
+        log.error("no job %s in %s", job_id, store.root)
+        return 2
+    reporter = JobReporter(store, job)
+    reporter.update(state="running", pid=os.getpid(), started_at=time.time(),
+                    progress=JobProgress(0, 0, "prepare"))
+    try:
+        result = Engine(settings).build(progress=reporter)
+    except BaseException as exc:
+        log.exception("rebuild job %s failed", job_id)
+        code = getattr(exc, "code", None)
+        reporter.update(state="failed", finished_at=time.time(), error={
+            "code": code if isinstance(code, str) else "build_failed",
+            "message": f"索引重建失败，上一个索引版本继续提供服务 / index rebuild failed: {exc}"})
+        return 1
+    p = reporter.job.progress
+    reporter.update(state="succeeded", finished_at=time.time(), generation=result.generation,
+                    progress=JobProgress(max(p.done, result.chunks), max(p.total, result.chunks), "done"))
+    log.info("rebuild job %s built %s (%d chunks, %d embedded) in %.1fs", job_id, result.generation,
+             result.chunks, result.embedded, result.seconds)
+    return 0
+
+
+def ensure() -> int:
+    """Prepare the model and build an index when none loads (first start)."""
+    from service.server import ensure_index
+
+    ensure_index(env_settings())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m service.rebuild", description=__doc__)
+    p.add_argument("--job-id", help="the job to run (its file is under <index_dir>/jobs/)")
+    p.add_argument("--lock-fd", type=int, default=None,
+                   help="inherited descriptor of the job's lock file, held until this process exits")
+    p.add_argument("--ensure", action="store_true", help="first-start mode: model + index if missing")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    if args.ensure:
+        return ensure()
+    if not args.job_id:
+        p.error("--job-id or --ensure is required")
+    os.nice(NICE)
+    return run_job(args.job_id)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

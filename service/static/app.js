@@ -1,0 +1,488 @@
+// policyqa web page: ask a question, read the cited answer, check each citation against its source.
+//
+// Every string that comes from the API is put into the page as a text node (el() / append()), never
+// through innerHTML, so article text and error messages can never inject markup.
+"use strict";
+
+(() => {
+  const NETWORK_ERROR = "无法连接服务，请稍后再试";
+  const REASONS = {
+    no_evidence: "所给文档未提及",
+    low_confidence: "证据不足，未作回答",
+    out_of_scope: "超出本资料库范围",
+  };
+  const CONTEXT_CHARS = 150; // context shown either side of a quote found in the whole document
+  const SNIPPET_CHARS = 120; // length of a nearest-passage preview in the refusal view
+
+  const $ = (id) => document.getElementById(id);
+  const form = $("ask-form");
+  const question = $("question");
+  const askButton = $("ask-button");
+  const statusLine = $("status");
+  const errorBox = $("error");
+  const answerCard = $("answer");
+  const sourceCard = $("source");
+  const refusalCard = $("refusal");
+  const askView = $("ask-view");
+  const docsView = $("docs-view");
+  const docList = $("doc-list");
+  const docDetail = $("doc-detail");
+  const docsError = $("docs-error");
+  const docsStatus = $("docs-status");
+
+  // ---- small DOM helpers -------------------------------------------------------------------------
+
+  /** Build an element. attrs: {class, text, ...attributes}; children: nodes or strings (→ text nodes). */
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    node.append(...children.filter((c) => c !== null && c !== undefined && c !== ""));
+    return node;
+  }
+
+  const show = (node, visible = true) => { node.hidden = !visible; };
+
+  /** "日期 · 来源" style meta line from the non-empty parts. */
+  const metaLine = (...parts) => parts.filter((p) => p !== null && p !== undefined && p !== "").join(" · ");
+
+  const sectionPath = (section) => (Array.isArray(section) ? section.filter(Boolean).join(" / ") : "");
+
+  // ---- API ---------------------------------------------------------------------------------------
+
+  class ApiError extends Error {}
+
+  /** The API's messages read "中文 / English"; the page shows the Chinese half. */
+  function chinesePart(message) {
+    const text = String(message);
+    const cut = text.indexOf(" / ");
+    return cut > 0 ? text.slice(0, cut) : text;
+  }
+
+  async function api(path, options = {}) {
+    let response;
+    try {
+      response = await fetch(path, { ...options, headers: { Accept: "application/json", ...options.headers } });
+    } catch {
+      throw new ApiError(NETWORK_ERROR); // fetch only rejects when no HTTP response arrived at all
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null; // e.g. an HTML error page from a proxy
+    }
+    if (!response.ok) {
+      const message = data && data.error && data.error.message;
+      throw new ApiError(message ? chinesePart(message) : `服务出错（HTTP ${response.status}），请稍后再试`);
+    }
+    if (data === null || typeof data !== "object") throw new ApiError("服务返回了无法识别的内容，请稍后再试");
+    return data;
+  }
+
+  // One request per document; a failed one is forgotten so that the next click retries.
+  const documentCache = new Map();
+  function getDocument(docId) {
+    if (!documentCache.has(docId)) {
+      const pending = api(`/v1/documents/${encodeURIComponent(docId)}`);
+      pending.catch(() => documentCache.delete(docId));
+      documentCache.set(docId, pending);
+    }
+    return documentCache.get(docId);
+  }
+
+  /** Show an error in plain words; unexpected (non-API) errors are page bugs and go to the console. */
+  function showError(box, err) {
+    if (!(err instanceof ApiError)) console.error(err);
+    box.textContent = err instanceof ApiError ? err.message : "页面出错，请刷新后重试";
+    show(box);
+  }
+
+  // ---- asking ------------------------------------------------------------------------------------
+
+  let current = null; // the last /v1/ask response shown
+  let busy = false;
+  let sourceRequest = 0; // bumps on every citation click, so a slow document fetch cannot overwrite a newer one
+
+  function setBusy(on) {
+    busy = on;
+    askButton.disabled = on;
+    form.setAttribute("aria-busy", on ? "true" : "false");
+    show(statusLine, on);
+  }
+
+  function clearResults() {
+    current = null;
+    sourceRequest += 1;
+    show(errorBox, false);
+    for (const card of [answerCard, sourceCard, refusalCard]) {
+      card.replaceChildren();
+      show(card, false);
+    }
+  }
+
+  async function ask() {
+    if (busy) return;
+    const text = question.value.trim();
+    if (!text) {
+      clearResults();
+      showError(errorBox, new ApiError("请输入问题"));
+      question.focus();
+      return;
+    }
+    clearResults();
+    setBusy(true);
+    try {
+      const data = await api("/v1/ask", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ question: text, k: 5 }),
+      });
+      current = data;
+      if (data.refused) renderRefusal(data);
+      else renderAnswer(data);
+    } catch (err) {
+      showError(errorBox, err);
+    } finally {
+      setBusy(false);
+      // a disabled button drops focus to <body>; put it back where typing continues
+      if (document.activeElement === document.body || document.activeElement === askButton) question.focus();
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    ask();
+  });
+
+  question.addEventListener("keydown", (event) => {
+    // Enter asks, Shift+Enter is a newline. While a Chinese IME is composing, Enter only confirms the
+    // candidate (isComposing; keyCode 229 covers browsers that report composition that way).
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    ask();
+  });
+
+  // ---- answer view -------------------------------------------------------------------------------
+
+  function markerButton(n) {
+    const button = el("button", {
+      type: "button", class: "cite-marker", "data-n": n, "aria-controls": "source",
+      "aria-label": `查看引用 ${n} 的原文`, text: `[${n}]`,
+    });
+    button.addEventListener("click", () => showSource(n));
+    return button;
+  }
+
+  /**
+   * The answer text as nodes: "[n]" markers that match a citation become buttons, and the first
+   * occurrence of the short answer (outside markers) is wrapped in <mark class="short">.
+   */
+  function answerNodes(answer, citations, shortAnswer) {
+    const known = new Set(citations.map((c) => c.n));
+    const nodes = [];
+    let marked = !shortAnswer;
+    const pushText = (text) => {
+      if (!text) return;
+      const at = marked ? -1 : text.indexOf(shortAnswer);
+      if (at < 0) {
+        nodes.push(text);
+        return;
+      }
+      marked = true;
+      nodes.push(text.slice(0, at), el("mark", { class: "short", text: shortAnswer }),
+        text.slice(at + shortAnswer.length));
+    };
+    let last = 0;
+    for (const match of answer.matchAll(/\[(\d+)\]/g)) {
+      pushText(answer.slice(last, match.index));
+      const n = Number(match[1]);
+      nodes.push(known.has(n) ? markerButton(n) : match[0]);
+      last = match.index + match[0].length;
+    }
+    pushText(answer.slice(last));
+    return nodes.filter((node) => node !== "");
+  }
+
+  function renderAnswer(data) {
+    const citations = Array.isArray(data.citations) ? data.citations : [];
+    const shortAnswer = typeof data.short_answer === "string" && data.short_answer.trim() ? data.short_answer : null;
+
+    const head = el("div", { class: "answer-head" }, el("h2", { class: "card-title", text: "回答" }));
+    if (shortAnswer) {
+      head.append(el("p", { class: "short-answer" }, "简答：", el("strong", { text: shortAnswer })));
+    }
+    answerCard.append(head);
+
+    if (data.conflict) {
+      answerCard.append(el("p", { class: "conflict-note", role: "note" },
+        el("span", { class: "icon", "aria-hidden": "true", text: "⚠" }), " 不同报道说法不一，请核对日期"));
+    }
+
+    answerCard.append(el("p", { class: "answer-text" },
+      ...answerNodes(String(data.answer || ""), citations, shortAnswer)));
+
+    const facts = [];
+    if (typeof data.confidence === "number") facts.push(`置信度 ${Math.round(data.confidence * 100)}%`);
+    const total = data.timings_ms && data.timings_ms.total;
+    if (typeof total === "number") facts.push(`用时 ${(total / 1000).toFixed(2)} 秒`);
+    if (facts.length) answerCard.append(el("p", { class: "answer-meta", text: facts.join(" · ") }));
+
+    if (citations.length) {
+      const list = el("ol", { class: "citation-list" });
+      for (const c of citations) {
+        const item = el("button", { type: "button", class: "citation-item", "data-n": c.n, "aria-controls": "source" },
+          el("span", { class: "citation-n", text: `[${c.n}]` }),
+          el("span", { class: "citation-body" },
+            el("span", { class: "citation-title", text: c.title || c.doc_id }),
+            el("span", { class: "citation-meta", text: metaLine(c.date, sectionPath(c.section)) }),
+            el("span", { class: "citation-quote", text: `“${c.quote || ""}”` })));
+        item.addEventListener("click", () => showSource(c.n));
+        list.append(el("li", {}, item));
+      }
+      answerCard.append(el("h3", { class: "sub-title", text: "引用" }), list);
+    }
+    show(answerCard);
+  }
+
+  // ---- citation source ---------------------------------------------------------------------------
+
+  /**
+   * Where citation c's quote sits, as {text, start, end, clippedBefore, clippedAfter, note}.
+   * First choice: the passage returned with the answer (same chunk_id); citation offsets index the
+   * document's cleaned text, the passage's start says where the chunk begins in that same text.
+   * If that does not reproduce the quote exactly, fall back to the whole document with some context.
+   */
+  async function locateQuote(c, passages) {
+    const p = passages.find((candidate) => candidate.chunk_id === c.chunk_id);
+    if (p && typeof p.text === "string" && Number.isInteger(p.start) && Number.isInteger(c.start)) {
+      const start = c.start - p.start;
+      const end = c.end - p.start;
+      if (start >= 0 && start <= end && end <= p.text.length && p.text.slice(start, end) === c.quote) {
+        return { text: p.text, start, end, clippedBefore: false, clippedAfter: false, note: null };
+      }
+    }
+
+    const doc = await getDocument(c.doc_id);
+    const text = String(doc.text || "");
+    let start = c.start;
+    let end = c.end;
+    let note = null;
+    const offsetsHold = Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end
+      && end <= text.length && text.slice(start, end) === c.quote;
+    if (!offsetsHold) {
+      const at = c.quote ? text.indexOf(c.quote) : -1;
+      if (at < 0) return null;
+      start = at;
+      end = at + c.quote.length;
+      note = "引用位置与原文偏移不一致，已按引文内容定位。";
+    }
+    const from = Math.max(0, start - CONTEXT_CHARS);
+    const to = Math.min(text.length, end + CONTEXT_CHARS);
+    return {
+      text: text.slice(from, to), start: start - from, end: end - from,
+      clippedBefore: from > 0, clippedAfter: to < text.length, note,
+    };
+  }
+
+  function markActiveCitation(n) {
+    for (const node of answerCard.querySelectorAll(".cite-marker, .citation-item")) {
+      const active = Number(node.dataset.n) === n;
+      node.classList.toggle("active", active);
+      if (active) node.setAttribute("aria-current", "true");
+      else node.removeAttribute("aria-current");
+    }
+  }
+
+  async function showSource(n) {
+    const data = current;
+    const c = data && (data.citations || []).find((candidate) => candidate.n === n);
+    if (!c) return;
+    const request = ++sourceRequest;
+    markActiveCitation(n);
+
+    const header = el("div", { class: "source-head" },
+      el("h2", { class: "card-title" }, `引用 [${n}] `, el("span", { class: "source-title", text: c.title || c.doc_id })),
+      el("p", { class: "source-meta" }, metaLine(c.date, sectionPath(c.section))));
+    sourceCard.replaceChildren(header, el("p", { class: "status" },
+      el("span", { class: "spinner", "aria-hidden": "true" }), "正在加载原文…"));
+    show(sourceCard);
+    sourceCard.scrollIntoView({ block: "nearest" });
+
+    let found;
+    try {
+      found = await locateQuote(c, Array.isArray(data.passages) ? data.passages : []);
+    } catch (err) {
+      if (request !== sourceRequest) return;
+      sourceCard.replaceChildren(header);
+      const box = el("p", { class: "error", role: "alert" });
+      sourceCard.append(box);
+      showError(box, err);
+      return;
+    }
+    if (request !== sourceRequest) return; // another citation was clicked meanwhile
+
+    const body = [header];
+    if (found) {
+      const passage = el("p", { class: "passage" });
+      if (found.clippedBefore) passage.append("…");
+      passage.append(found.text.slice(0, found.start),
+        el("mark", { class: "quote", text: found.text.slice(found.start, found.end) }),
+        found.text.slice(found.end));
+      if (found.clippedAfter) passage.append("…");
+      body.push(passage);
+      if (found.note) body.push(el("p", { class: "hint", text: found.note }));
+    } else {
+      body.push(el("p", { class: "hint", text: "未能在原文中找到这段引文，引文如下：" }),
+        el("blockquote", { class: "passage", text: c.quote || "" }));
+    }
+
+    const close = el("button", { type: "button", class: "btn btn-quiet", text: "关闭" });
+    close.addEventListener("click", () => {
+      sourceRequest += 1;
+      show(sourceCard, false);
+      markActiveCitation(null);
+      const marker = answerCard.querySelector(`.cite-marker[data-n="${n}"]`);
+      if (marker) marker.focus();
+    });
+    body.push(el("p", { class: "actions" },
+      el("a", { class: "btn btn-quiet", href: `#docs/${encodeURIComponent(c.doc_id)}`, text: "查看全文" }), close));
+
+    sourceCard.replaceChildren(...body);
+    sourceCard.focus({ preventScroll: true }); // keyboard users land on the passage they asked for
+    sourceCard.scrollIntoView({ block: "nearest" });
+  }
+
+  // ---- refusal view ------------------------------------------------------------------------------
+
+  function renderRefusal(data) {
+    const reason = REASONS[data.reason] || "资料不足，未作回答";
+    refusalCard.append(
+      el("h2", { class: "card-title", text: "资料中没有找到可靠答案" }),
+      el("p", { class: "refusal-reason" }, "原因：", el("strong", { text: reason })));
+
+    const passages = Array.isArray(data.passages) ? data.passages : [];
+    if (!passages.length) {
+      refusalCard.append(el("p", { class: "hint", text: "没有找到相关段落。" }));
+    } else {
+      const list = el("ol", { class: "nearest-list" });
+      for (const p of passages) {
+        const text = String(p.text || "");
+        const snippet = text.length > SNIPPET_CHARS ? `${text.slice(0, SNIPPET_CHARS)}…` : text;
+        const item = el("li", { class: "nearest" },
+          el("p", { class: "nearest-title", text: p.title || p.doc_id }),
+          el("p", { class: "nearest-meta", text: metaLine(p.date, sectionPath(p.section)) }),
+          el("p", { class: "nearest-snippet", text: snippet }));
+        if (text.length > SNIPPET_CHARS) {
+          item.append(el("details", {}, el("summary", { text: "展开全文" }), el("p", { class: "passage", text })));
+        }
+        list.append(item);
+      }
+      refusalCard.append(el("h3", { class: "sub-title", text: "最接近的段落" }), list);
+    }
+    show(refusalCard);
+  }
+
+  // ---- documents view ----------------------------------------------------------------------------
+
+  let docsLoaded = false;
+  let lastDocId = null; // to return focus to the document just closed
+
+  async function loadDocumentList() {
+    if (docsLoaded) return;
+    show(docsError, false);
+    show(docsStatus);
+    try {
+      const data = await api("/v1/documents");
+      const docs = Array.isArray(data.documents) ? data.documents : [];
+      docList.replaceChildren(...docs.map((d) => {
+        const button = el("button", { type: "button", class: "doc-item", "data-doc-id": d.doc_id },
+          el("span", { class: "doc-title", text: d.title || d.doc_id }),
+          el("span", { class: "doc-meta", text: metaLine(d.date, d.source) }),
+          d.indexed === false ? el("span", { class: "tag", text: "未索引" }) : null);
+        button.addEventListener("click", () => { location.hash = `#docs/${encodeURIComponent(d.doc_id)}`; });
+        return el("li", {}, button);
+      }));
+      if (!docs.length) docList.append(el("li", { class: "hint", text: "资料库中还没有文档。" }));
+      docsLoaded = true;
+    } catch (err) {
+      showError(docsError, err);
+    } finally {
+      show(docsStatus, false);
+    }
+  }
+
+  async function showDocument(docId) {
+    lastDocId = docId;
+    show(docList, false);
+    show(docsError, false);
+    const back = el("a", { class: "btn btn-quiet back", href: "#docs", text: "← 返回文档列表" });
+    docDetail.replaceChildren(back, el("p", { class: "status" },
+      el("span", { class: "spinner", "aria-hidden": "true" }), "正在加载…"));
+    show(docDetail);
+    try {
+      const doc = await getDocument(docId);
+      if (lastDocId !== docId) return; // the reader moved on
+      const facts = el("dl", { class: "doc-facts" });
+      const fact = (label, value) => { if (value) facts.append(el("dt", { text: label }), el("dd", {}, value)); };
+      fact("日期", doc.date ? `${doc.date}${doc.date_inferred ? "（据正文推断）" : ""}` : "");
+      fact("来源", doc.source);
+      fact("地区", doc.region);
+      // only http(s) links become clickable: a "javascript:" URL from a document must not run
+      if (typeof doc.url === "string" && /^https?:\/\//i.test(doc.url)) {
+        fact("原文链接", el("a", { href: doc.url, rel: "noopener noreferrer", target: "_blank", text: doc.url }));
+      }
+      docDetail.replaceChildren(back,
+        el("h3", { class: "doc-heading", text: doc.title || doc.doc_id }), facts,
+        el("div", { class: "doc-text", text: String(doc.text || "") }));
+      docDetail.focus({ preventScroll: true });
+    } catch (err) {
+      if (lastDocId !== docId) return;
+      const box = el("p", { class: "error", role: "alert" });
+      docDetail.replaceChildren(back, box);
+      showError(box, err);
+    }
+  }
+
+  // ---- views (hash routes: #ask, #docs, #docs/<doc_id>) ------------------------------------------
+
+  function route() {
+    let hash = "";
+    try {
+      hash = decodeURIComponent(location.hash.slice(1));
+    } catch {
+      hash = ""; // a malformed %-sequence: fall back to the question view
+    }
+    const docs = hash === "docs" || hash.startsWith("docs/");
+    show(askView, !docs);
+    show(docsView, docs);
+    for (const [tab, active] of [[$("tab-ask"), !docs], [$("tab-docs"), docs]]) {
+      if (active) tab.setAttribute("aria-current", "page");
+      else tab.removeAttribute("aria-current");
+    }
+    document.title = docs ? "文档 · 政策问答" : "政策问答 · policyqa";
+
+    if (!docs) return;
+    const docId = hash.startsWith("docs/") ? hash.slice(5) : "";
+    if (docId) {
+      showDocument(docId);
+      return;
+    }
+    loadDocumentList();
+    const closed = lastDocId;
+    lastDocId = null;
+    show(docDetail, false);
+    show(docList);
+    if (closed) {
+      const item = [...docList.querySelectorAll(".doc-item")].find((b) => b.dataset.docId === closed);
+      if (item) item.focus();
+    }
+  }
+
+  window.addEventListener("hashchange", route);
+  route();
+})();

@@ -1,0 +1,736 @@
+"""The HTTP service end to end: a real uvicorn server (subprocess, loopback), the real model and index.
+
+One server is shared by the whole session (also by tests/test_openapi_fuzz.py): it starts on a temporary
+copy of the seed corpus with an empty index folder, so its first start builds the index (the path
+`policyqa serve` takes on a new machine). Embeddings are cached across runs in tests/artifacts (the
+index's own cache, through a symlink), so only new text is embedded after the first run.
+
+Tests that change the corpus run in file order: add → rebuild → find, delete → rebuild → gone,
+kill -9 of a rebuild child, kill -9 of the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_CORPUS = REPO / "corpus" / "raw"
+CACHE_DIR = REPO / "tests" / "artifacts" / "http-embedding-cache"
+ADMIN_TOKEN = "test-" + secrets.token_hex(16)
+START_TIMEOUT_S = 900.0  # a first start on a fresh machine prepares the model and embeds the corpus
+JOB_TIMEOUT_S = 600.0
+UNIQUE_FACT = "2026年测试镇建成党群服务驿站17个。"
+
+
+# --- a live server in a subprocess ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Workspace:
+    root: Path
+    corpus_dir: Path
+    index_dir: Path
+
+    def env(self, admin_token: str | None = ADMIN_TOKEN, **extra: str) -> dict[str, str]:
+        from index.modelprep import DEFAULT_MODEL_DIR
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYQA_")}
+        env.update({"POLICYQA_CORPUS_DIR": str(self.corpus_dir), "POLICYQA_INDEX_DIR": str(self.index_dir),
+                    "POLICYQA_MODEL_DIR": str(DEFAULT_MODEL_DIR), "POLICYQA_LOG_LEVEL": "info",
+                    "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+        if admin_token:
+            env["POLICYQA_ADMIN_TOKEN"] = admin_token
+        env.update(extra)
+        return env
+
+    def jobs(self) -> list[dict[str, Any]]:
+        out = []
+        for p in sorted((self.index_dir / "jobs").glob("j*.json")):
+            try:
+                out.append(json.loads(p.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def kill_rebuild_children(self) -> None:
+        """Rebuild children run in their own session; stop any still running (test teardown)."""
+        for job in self.jobs():
+            if job.get("state") in ("queued", "running") and job.get("pid"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(job["pid"]), signal.SIGKILL)
+
+
+def make_workspace(root: Path) -> Workspace:
+    from index.modelprep import DEFAULT_MODEL_DIR, ensure_model
+
+    ensure_model(DEFAULT_MODEL_DIR)
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    for p in SEED_CORPUS.glob("*.md"):
+        shutil.copy2(p, corpus / p.name)
+    index = root / "index"
+    index.mkdir()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    (index / "cache").symlink_to(CACHE_DIR, target_is_directory=True)
+    return Workspace(root, corpus, index)
+
+
+def _no_traceback(response: httpx.Response) -> None:
+    response.read()
+    assert b"Traceback" not in response.content, response.text[:2000]
+
+
+class LiveServer:
+    def __init__(self, workspace: Workspace, env: dict[str, str], name: str = "server", workers: int = 1) -> None:
+        self.workspace = workspace
+        self.env = env
+        self.name = name
+        self.workers = workers
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workspace.root / f"{name}.log"
+        self.responses = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        self.port = free_port()
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=10) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+                try:
+                    if c.get("/readyz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.3)
+        self.kill()
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)  # the server and its uvicorn workers (its own session)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def log_tail(self, n: int = 6000) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def client(self, token: str | None = None, timeout: float = 120.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers,
+                            event_hooks={"response": [_no_traceback, self._count]})
+
+    def _count(self, response: httpx.Response) -> None:
+        self.responses += 1
+
+
+_SHARED: dict[str, LiveServer] = {}
+
+
+def shared_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> LiveServer:
+    """The session's server, started once (also used by tests/test_openapi_fuzz.py)."""
+    server = _SHARED.get("server")
+    if server is None:
+        ws = make_workspace(tmp_path_factory.mktemp("http"))
+        server = LiveServer(ws, ws.env())
+        server.start()
+        _SHARED["server"] = server
+
+        def finish() -> None:
+            server.stop()
+            ws.kill_rebuild_children()
+            _SHARED.pop("server", None)
+
+        request.addfinalizer(finish)
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> LiveServer:
+    return shared_server(tmp_path_factory, request)
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+@pytest.fixture
+def admin(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client(ADMIN_TOKEN) as c:
+        yield c
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def assert_error(resp: httpx.Response, status: int | tuple[int, ...], code: str | None = None) -> dict[str, Any]:
+    statuses = (status,) if isinstance(status, int) else status
+    assert resp.status_code in statuses, (resp.status_code, resp.text[:1000])
+    assert resp.headers["content-type"].startswith("application/json"), resp.headers
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert set(err) <= {"code", "message", "detail"} and {"code", "message"} <= set(err), err
+    assert isinstance(err["code"], str) and err["code"]
+    assert isinstance(err["message"], str)
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in err["message"]), f"no Chinese in {err['message']!r}"
+    assert any("a" <= ch.lower() <= "z" for ch in err["message"]), f"no English in {err['message']!r}"
+    if code is not None:
+        assert err["code"] == code, err
+    return dict(err)
+
+
+def wait_job(client: httpx.Client, job_id: str, *, timeout: float = JOB_TIMEOUT_S,
+             during: Callable[[], None] | None = None) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert job["state"] in ("queued", "running", "succeeded", "failed")
+        if job["state"] in ("succeeded", "failed"):
+            return dict(job)
+        if during is not None:
+            during()
+        else:
+            time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+def search_ids(client: httpx.Client, q: str, k: int = 5, mode: str = "hybrid") -> list[str]:
+    r = client.get("/v1/search", params={"q": q, "k": k, "mode": mode})
+    assert r.status_code == 200, r.text
+    return [hit["doc_id"] for hit in r.json()["results"]]
+
+
+def article(title: str, body: str, doc_id: str | None = None, date: str = "2026-03-01") -> bytes:
+    head = [f"doc_id: {doc_id}"] if doc_id else []
+    head += [f'title: "{title}"', f'date: "{date}"', 'source: "测试来源"', 'region: "测试市"']
+    return ("---\n" + "\n".join(head) + "\n---\n" + body).encode("utf-8")
+
+
+def answer_available() -> bool:
+    from service.engine import Engine
+
+    return hasattr(Engine, "answer")
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def test_health_ready_and_index(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    info = client.get("/v1/index").json()
+    assert info["generation"] == ready.json()["generation"]
+    assert info["model"]["dim"] == 384 and info["model"]["fingerprint"]
+    assert info["counts"]["chunks"] > 0 and info["counts"]["documents"] == len(list(SEED_CORPUS.glob("*.md")))
+    assert info["corpus_fingerprint"] and info["chunker"]["max_chars"] > 0
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])
+def test_search_passages_quote_the_cleaned_text(client: httpx.Client, mode: str) -> None:
+    r = client.get("/v1/search", params={"q": "党群服务中心", "k": 3, "mode": mode})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["mode"] == mode and data["k"] == 3 and 1 <= len(data["results"]) <= 3
+    hit = data["results"][0]
+    doc = client.get(f"/v1/documents/{hit['doc_id']}").json()
+    assert doc["text"][hit["start"]:hit["end"]] == hit["text"]
+
+
+def test_search_default_k(client: httpx.Client) -> None:
+    data = client.get("/v1/search", params={"q": "基层治理"}).json()
+    assert data["k"] == 5 and len(data["results"]) == 5
+
+
+def test_ask(client: httpx.Client) -> None:
+    if not answer_available():
+        pytest.skip("Engine.answer is not there yet (service/answering.py)")
+    r = client.post("/v1/ask", json={"question": "江门市镇村四级党群服务中心开展了哪些活动？", "k": 5})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    for key in ("question", "answer", "refused", "citations", "passages", "generation"):
+        assert key in data
+    for c in data["citations"]:
+        doc = client.get(f"/v1/documents/{c['doc_id']}").json()
+        assert doc["text"][c["start"]:c["end"]] == c["quote"]
+
+
+def test_documents_list_and_detail(client: httpx.Client, server: LiveServer) -> None:
+    data = client.get("/v1/documents").json()
+    ids = {d["doc_id"] for d in data["documents"]}
+    assert ids >= {p.stem for p in SEED_CORPUS.glob("*.md")}
+    for d in data["documents"]:
+        if d["doc_id"] in {p.stem for p in SEED_CORPUS.glob("*.md")}:
+            assert d["indexed"] is True and d["chunks"] > 0 and d["stored"] is True
+    doc_id = "jianghai-party-building-2022-09-26"
+    doc = client.get(f"/v1/documents/{doc_id}").json()
+    stored = (server.workspace.corpus_dir / f"{doc_id}.md").read_text(encoding="utf-8")
+    assert doc["raw"] and stored.endswith(doc["raw"])
+    assert doc["text"] and doc["title"] == "党建引领 奋进新程"
+    assert_error(client.get("/v1/documents/no-such-document"), 404, "document_not_found")
+
+
+def test_openapi_documents_every_route(client: httpx.Client) -> None:
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for route in ("/v1/ask", "/v1/search", "/v1/documents", "/v1/documents/{doc_id}", "/v1/index/rebuild",
+                  "/v1/jobs/{job_id}", "/v1/index", "/healthz", "/readyz", "/metrics"):
+        assert route in paths, route
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            assert op.get("summary"), (method, path)
+            assert "200" in op["responses"] or "201" in op["responses"] or "202" in op["responses"]
+            for status, resp in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    schema = resp["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path, status)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_unknown_route_and_method_use_the_error_shape(client: httpx.Client) -> None:
+    assert_error(client.get("/v1/nothing-here"), 404, "not_found")
+    assert_error(client.get("/static/no-such-file.js"), 404)
+    home = client.get("/")
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    assert_error(client.put("/v1/search"), 405, "method_not_allowed")
+    assert_error(client.post("/v1/ask", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    assert_error(client.post("/v1/ask", json={}), 422, "validation_error")
+    assert_error(client.get("/v1/search", params={"q": "   "}), 422, "empty_query")
+    assert_error(client.get("/v1/search", params={"q": "x", "mode": "fuzzy"}), 422)
+    assert_error(client.get("/v1/jobs/not-a-job"), 422)
+    assert_error(client.get("/v1/jobs/j20200101t000000-00000000"), 404, "job_not_found")
+
+
+def test_limits(client: httpx.Client, admin: httpx.Client, server: LiveServer) -> None:
+    long_q = "党" * 501
+    assert_error(client.post("/v1/ask", json={"question": long_q}), 422)
+    assert_error(client.get("/v1/search", params={"q": long_q}), 422)
+    assert client.get("/v1/search", params={"q": "党" * 500, "k": 1}).status_code == 200
+    assert_error(client.post("/v1/ask", json={"question": "党建", "k": 51}), 422)
+    assert_error(client.get("/v1/search", params={"q": "党建", "k": 51}), 422)
+    assert_error(client.get("/v1/search", params={"q": "党建", "k": 0}), 422)
+    assert client.get("/v1/search", params={"q": "党建", "k": 50}).status_code == 200
+
+    before = sorted(p.name for p in server.workspace.corpus_dir.iterdir())
+    big = "测试" * 350_001 + "\n"  # 2.1 MB of UTF-8
+    payload = json.dumps({"title": "过大的文档", "text": big}, ensure_ascii=False).encode()
+    assert len(payload) > 2_000_000
+    err = assert_error(admin.post("/v1/documents", content=payload, headers={"content-type": "application/json"}),
+                       413, "payload_too_large")
+    assert err["detail"]["limit_bytes"] == 2_000_000
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the actual size counts
+        for i in range(0, len(payload), 65536):
+            yield payload[i:i + 65536]
+
+    assert_error(admin.post("/v1/documents", content=chunks(), headers={"content-type": "application/json"}),
+                 413, "payload_too_large")
+    files = {"file": ("big.md", article("过大的文档", big))}
+    assert_error(admin.post("/v1/documents", files=files), 413)
+    assert sorted(p.name for p in server.workspace.corpus_dir.iterdir()) == before
+
+
+def test_invalid_uploads(admin: httpx.Client, server: LiveServer) -> None:
+    before = sorted(p.name for p in server.workspace.corpus_dir.iterdir())
+    bad_utf8 = article("编码错误", "正文") + b"\xff\xfe\xfa broken"
+    assert_error(admin.post("/v1/documents", files={"file": ("bad.md", bad_utf8)}), (400, 422), "bad_encoding")
+    assert_error(admin.post("/v1/documents", content=bad_utf8, headers={"content-type": "text/markdown"}),
+                 (400, 422), "bad_encoding")
+    assert_error(admin.post("/v1/documents", content=b'{"title": "\xff", "text": "x"}',
+                            headers={"content-type": "application/json"}), (400, 422))
+    assert_error(admin.post("/v1/documents", files={"file": ("x.md", b"no front matter")}), 422, "no_front_matter")
+    assert_error(admin.post("/v1/documents", files={"file": ("x.md", article("空", "   \n"))}), 422, "empty_body")
+    assert_error(admin.post("/v1/documents", json={"title": "日期", "text": "正文内容。", "date": "2026-02-30"}),
+                 422, "bad_date")
+    assert_error(admin.post("/v1/documents", json={"text": "没有标题"}), 422, "validation_error")
+    assert_error(admin.post("/v1/documents", files={"other": ("x.md", b"x")}), 422, "missing_file")
+    assert_error(admin.post("/v1/documents", content=b"x", headers={"content-type": "application/xml"}), 415)
+    assert sorted(p.name for p in server.workspace.corpus_dir.iterdir()) == before
+
+
+def _raw_request(server: LiveServer, method: str, raw_path: str, token: str | None = None) -> tuple[int, bytes]:
+    """http.client sends the path exactly as given (no dot-segment normalisation, no re-encoding)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        conn.request(method, raw_path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+TRAVERSAL_IDS = ["..%2F..%2Fetc%2Fpasswd", "../x", "a/b", "..", "%2e%2e%2f%2e%2e%2fescape", "..%5C..%5Cescape",
+                 "x%00y", "UPPER", ".hidden", "a..b"]
+
+
+def test_path_traversal_ids_are_rejected(admin: httpx.Client, server: LiveServer) -> None:
+    ws = server.workspace
+    outside_before = sorted(str(p) for p in ws.root.rglob("*") if ws.corpus_dir not in p.parents)
+    corpus_before = sorted(p.name for p in ws.corpus_dir.iterdir())
+    for raw in TRAVERSAL_IDS:
+        for method in ("GET", "DELETE"):
+            status, body = _raw_request(server, method, f"/v1/documents/{raw}", ADMIN_TOKEN)
+            assert 400 <= status < 500, (method, raw, status)
+            err = json.loads(body)["error"]
+            assert err["code"] and err["message"], body
+    for bad in ("../escape", "../../escape", "a/b", "..", "Escape", "/etc/passwd", "x" * 200):
+        r = admin.post("/v1/documents", json={"title": "逃逸", "text": f"路径穿越测试 {bad}", "doc_id": bad})
+        assert_error(r, 422)
+        r = admin.post("/v1/documents", files={"file": ("a.md", article("逃逸", f"路径穿越 {bad}", doc_id=f'"{bad}"'))})
+        assert_error(r, 422)
+        r = admin.post("/v1/documents", files={"file": ("../escape.md", article("逃逸", f"表单 {bad}"))},
+                       data={"doc_id": bad})
+        assert_error(r, 422)
+    assert sorted(str(p) for p in ws.root.rglob("*") if ws.corpus_dir not in p.parents
+                  and "escape" in p.name) == []
+    assert sorted(p.name for p in ws.corpus_dir.iterdir()) == corpus_before
+    after = sorted(str(p) for p in ws.root.rglob("*") if ws.corpus_dir not in p.parents)
+    assert [p for p in after if p not in outside_before and not p.endswith(".log")
+            and "/index/" not in p] == []
+    assert not Path("/etc/escape.md").exists()
+
+
+def admin_operations(client: httpx.Client) -> list[tuple[str, str]]:
+    """Non-GET operations under /v1/documents and /v1/index, from the served OpenAPI document."""
+    spec = client.get("/openapi.json").json()
+    ops = []
+    for path, methods in spec["paths"].items():
+        if path.startswith(("/v1/documents", "/v1/index")):
+            for method in methods:
+                if method.upper() not in ("GET", "HEAD", "OPTIONS"):
+                    ops.append((method.upper(), path.replace("{doc_id}", "jianghai-party-building-2022-09-26")))
+    assert len(ops) >= 3, ops
+    return ops
+
+
+def test_admin_routes_need_the_token(server: LiveServer, client: httpx.Client) -> None:
+    ops = admin_operations(client)
+    corpus_before = sorted(p.name for p in server.workspace.corpus_dir.iterdir())
+    jobs_before = len(server.workspace.jobs())
+    body = {"title": "未授权", "text": "未授权的文档。"}
+    for method, path in ops:
+        assert_error(client.request(method, path, json=body), 401, "unauthorized")
+        for headers in ({"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {ADMIN_TOKEN}"},
+                        {"Authorization": f"Bearer {ADMIN_TOKEN}x"}):
+            r = client.request(method, path, json=body, headers=headers)
+            assert_error(r, 401, "unauthorized")
+            assert r.headers.get("www-authenticate") == "Bearer"
+    assert sorted(p.name for p in server.workspace.corpus_dir.iterdir()) == corpus_before
+    assert len(server.workspace.jobs()) == jobs_before
+
+
+def test_admin_routes_refused_when_no_token_is_configured(server: LiveServer, client: httpx.Client) -> None:
+    ops = admin_operations(client)
+    ws = server.workspace
+    other = LiveServer(ws, ws.env(admin_token=None), name="no-token-server")
+    other.start()
+    try:
+        with other.client() as c, other.client("anything") as c_token:
+            for method, path in ops:
+                for cl in (c, c_token):
+                    err = assert_error(cl.request(method, path, json={"title": "t", "text": "t"}), 403,
+                                       "admin_disabled")
+                    assert "POLICYQA_ADMIN_TOKEN" in err["message"]
+            assert c.get("/v1/search", params={"q": "党建"}).status_code == 200  # read routes stay open
+    finally:
+        other.stop()
+
+
+def test_metrics_and_request_log(client: httpx.Client, server: LiveServer) -> None:
+    client.get("/v1/documents/jianghai-party-building-2022-09-26")
+    client.get("/v1/nothing-here")
+    text = client.get("/metrics").text
+    assert 'policyqa_http_requests_total{method="GET",route="/v1/documents/{doc_id}",status="200"}' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert 'policyqa_http_request_duration_seconds_bucket{le="0.1",route="/v1/search"}' in text
+    deadline = time.monotonic() + 10
+    while "GET /v1/nothing-here 404" not in server.log_tail(200_000) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "policyqa.http" in server.log_tail(200_000)
+    assert "GET /v1/nothing-here 404" in server.log_tail(200_000)
+
+
+def test_duplicates_are_refused(admin: httpx.Client) -> None:
+    body = f"重复检测用的测试正文，编号 {secrets.token_hex(4)}。"
+    r = admin.post("/v1/documents", json={"title": "重复检测", "text": body, "date": "2026-01", "source": "测试"})
+    assert r.status_code == 201, r.text
+    doc_id = r.json()["doc_id"]
+    assert doc_id.startswith("doc-") and doc_id.isascii()
+    assert r.headers["location"] == f"/v1/documents/{doc_id}"
+    err = assert_error(admin.post("/v1/documents", json={"title": "另一个标题", "text": body}), 409, "duplicate_content")
+    assert err["detail"]["doc_id"] == doc_id
+    err = assert_error(admin.post("/v1/documents", files={"file": ("d.md", article("上传", body))}), 409,
+                       "duplicate_content")
+    assert err["detail"]["doc_id"] == doc_id
+    err = assert_error(admin.post("/v1/documents", json={"title": "同名", "text": "完全不同的正文。", "doc_id": doc_id}),
+                       409, "doc_id_exists")
+    assert "different content" in err["message"]
+    detail = admin.get(f"/v1/documents/{doc_id}").json()
+    assert detail["indexed"] is False and detail["chunks"] == 0 and body in detail["text"]
+    assert detail["date_inferred"] is False
+    assert admin.delete(f"/v1/documents/{doc_id}").status_code == 200
+    assert_error(admin.delete(f"/v1/documents/{doc_id}"), 404, "document_not_found")
+
+
+def test_upload_without_date_or_doc_id(admin: httpx.Client, server: LiveServer) -> None:
+    body = f"只给标题和正文的测试文档 {secrets.token_hex(4)}。"
+    r = admin.post("/v1/documents", json={"title": "最少字段", "text": body})
+    assert r.status_code == 201, r.text
+    doc_id = r.json()["doc_id"]
+    doc = admin.get(f"/v1/documents/{doc_id}").json()
+    assert doc["date_inferred"] is True and doc["source"]
+    stored = (server.workspace.corpus_dir / f"{doc_id}.md").read_bytes()
+    from corpus.documents import load_document
+
+    assert load_document(server.workspace.corpus_dir / f"{doc_id}.md").raw == body
+    assert r.json()["content_hash"] == hashlib.sha256(stored).hexdigest()
+    assert admin.delete(f"/v1/documents/{doc_id}").status_code == 200
+    trash = list((server.workspace.corpus_dir / ".trash").glob(f"{doc_id}.*.md"))
+    assert len(trash) == 1 and trash[0].read_bytes() == stored
+
+
+def test_two_workers_build_once_and_switch_together(tmp_path: Path) -> None:
+    """`uvicorn --factory service.app:app_from_env --workers 2` on an empty index folder: the workers start
+    one build job between them, become ready when it is published, and both follow a later rebuild."""
+    ws = make_workspace(tmp_path / "two-workers")
+    port = free_port()
+    log_path = ws.root / "uvicorn.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2"],
+            cwd=REPO, env=ws.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection per request: both workers answer
+    try:
+        with httpx.Client(base_url=base, timeout=120, limits=fresh,
+                          event_hooks={"response": [_no_traceback]}) as c, \
+                httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                             event_hooks={"response": [_no_traceback]}) as admin:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                assert proc.poll() is None, log_path.read_text(errors="replace")[-6000:]
+                try:
+                    r = c.get("/readyz")
+                    if r.status_code == 200:
+                        break
+                    assert_error(r, 503, "not_ready")
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-6000:]
+                time.sleep(0.5)
+            jobs = ws.jobs()
+            assert len(jobs) == 1 and jobs[0]["state"] == "succeeded", jobs
+            first = c.get("/v1/index").json()["generation"]
+            assert first == jobs[0]["generation"]
+
+            r = admin.post("/v1/index/rebuild")
+            assert r.status_code == 202, r.text
+            job = wait_job(c, r.json()["job_id"])
+            assert job["state"] == "succeeded", job
+            assert job["generation"] != first
+            seen = {c.get("/v1/search", params={"q": "党建", "k": 1}).json()["generation"] for _ in range(16)}
+            seen |= {c.get("/v1/index").json()["generation"] for _ in range(8)}
+            assert seen == {job["generation"]}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        ws.kill_rebuild_children()
+
+
+# --- lifecycle (runs in file order, changes the shared corpus) -----------------------------------------
+
+
+def test_add_rebuild_find_while_serving(client: httpx.Client, admin: httpx.Client, server: LiveServer) -> None:
+    gen_before = client.get("/v1/index").json()["generation"]
+    text = UNIQUE_FACT + "驿站提供政策咨询、志愿服务和便民代办，由社区党组织统一管理。\n"
+    r = admin.post("/v1/documents", files={"file": ("station.md", article("测试镇党群服务驿站建设", text,
+                                                                          doc_id="test-town-stations"))})
+    assert r.status_code == 201, r.text
+    assert r.json()["doc_id"] == "test-town-stations"
+    listed = {d["doc_id"]: d for d in client.get("/v1/documents").json()["documents"]}
+    assert listed["test-town-stations"]["indexed"] is False
+
+    r = admin.post("/v1/index/rebuild")
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    again = admin.post("/v1/index/rebuild")
+    assert again.status_code == 202
+    if again.json()["state"] in ("queued", "running"):
+        assert again.json()["job_id"] == job_id and again.json()["started"] is False
+
+    statuses: list[int] = []
+    generations: set[str] = set()
+
+    def query() -> None:
+        resp = client.get("/v1/search", params={"q": "党群服务中心开展了哪些活动", "k": 3})
+        statuses.append(resp.status_code)
+        if resp.status_code == 200:
+            generations.add(resp.json()["generation"])
+
+    job = wait_job(client, job_id, during=query)
+    assert job["state"] == "succeeded", job
+    assert job["progress"]["done"] == job["progress"]["total"] > 0
+    assert statuses and all(s == 200 for s in statuses), statuses
+    assert generations <= {gen_before, job["generation"]}
+
+    assert client.get("/v1/index").json()["generation"] == job["generation"]
+    assert "test-town-stations" in search_ids(client, "测试镇建成了多少个党群服务驿站？", k=3)
+    detail = client.get("/v1/documents/test-town-stations").json()
+    assert detail["indexed"] is True and detail["chunks"] >= 1 and UNIQUE_FACT in detail["text"]
+    if answer_available():
+        ans = client.post("/v1/ask", json={"question": "2026年测试镇建成了多少个党群服务驿站？"}).json()
+        assert any(c["doc_id"] == "test-town-stations" for c in ans["citations"]) or any(
+            p["doc_id"] == "test-town-stations" for p in ans["passages"]), ans
+
+
+def test_delete_gone_after_rebuild(client: httpx.Client, admin: httpx.Client) -> None:
+    r = admin.delete("/v1/documents/test-town-stations")
+    assert r.status_code == 200 and r.json() == {"doc_id": "test-town-stations", "deleted": True, "job_id": None}
+    listing = client.get("/v1/documents").json()
+    assert "test-town-stations" not in {d["doc_id"] for d in listing["documents"]}
+    assert "test-town-stations" in listing["pending_removal"]
+    still = client.get("/v1/documents/test-town-stations").json()  # citations may still point at it
+    assert still["stored"] is False and still["raw"] is None
+
+    r = admin.delete("/v1/documents/test-town-stations")
+    assert_error(r, 404, "document_not_found")
+    r = admin.post("/v1/index/rebuild")
+    job = wait_job(client, r.json()["job_id"])
+    assert job["state"] == "succeeded", job
+    assert "test-town-stations" not in search_ids(client, "测试镇建成了多少个党群服务驿站？", k=10)
+    assert_error(client.get("/v1/documents/test-town-stations"), 404, "document_not_found")
+    assert client.get("/v1/documents").json()["pending_removal"] == []
+
+
+def _long_article(nonce: str, paragraphs: int = 24) -> str:
+    places = ["东湖", "西岭", "南岸", "北坡", "中洲", "新塘", "旧街", "河口"]
+    lines = []
+    for i in range(paragraphs):
+        place = places[i % len(places)]
+        lines.append(
+            f"{place}片区第{i + 1}号网格（编号{nonce}{i:02d}）由{i + 3}名网格员负责，每月入户走访不少于{i % 4 + 2}次，"
+            f"收集居民诉求{10 * i + 7}条，协调解决{8 * i + 5}条。网格党小组每季度召开议事会，"
+            f"围绕停车管理、垃圾分类、适老化改造等事项听取意见，形成“提议—商议—决议—执行—评议”的闭环。"
+            f"本片区还组织党员志愿者开展助老服务{i + 12}场次，惠及群众{100 + 9 * i}人次。")
+    return "\n\n".join(lines) + "\n"
+
+
+def test_kill_rebuild_child_keeps_serving(client: httpx.Client, admin: httpx.Client, server: LiveServer) -> None:
+    nonce = "kx" + secrets.token_hex(4)  # new text every run: the build has to embed it (no cache hit)
+    before = client.get("/v1/index").json()
+    r = admin.post("/v1/documents?rebuild=true",
+                   json={"title": "网格治理长文测试", "text": _long_article(nonce), "doc_id": "grid-long-article",
+                         "date": "2026-04-01", "source": "测试"})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["job_id"]
+    assert job_id
+
+    job_file = server.workspace.index_dir / "jobs" / f"{job_id}.json"
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads(job_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}
+        if state.get("state") == "running" and state.get("progress", {}).get("stage") == "embed":
+            break
+        assert state.get("state") not in ("succeeded", "failed"), state
+        time.sleep(0.02)
+    assert state.get("pid"), state
+    os.kill(int(state["pid"]), signal.SIGKILL)
+
+    job = wait_job(client, job_id, timeout=60)
+    assert job["state"] == "failed", job
+    assert job["error"]["code"] == "rebuild_died"
+    # the service keeps answering from the last good generation
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/v1/index").json()["generation"] == before["generation"]
+    for _ in range(3):
+        r = client.get("/v1/search", params={"q": "网格员入户走访", "k": 3})
+        assert r.status_code == 200 and r.json()["generation"] == before["generation"]
+
+    r = admin.post("/v1/index/rebuild")
+    assert r.status_code == 202 and r.json()["job_id"] != job_id and r.json()["started"] is True
+    job = wait_job(client, r.json()["job_id"])
+    assert job["state"] == "succeeded", job
+    assert not list(server.workspace.index_dir.glob(".tmp-*"))
+    assert "grid-long-article" in search_ids(client, f"{nonce}05", k=3, mode="sparse")
+
+
+def test_acknowledged_document_survives_server_kill(client: httpx.Client, admin: httpx.Client,
+                                                    server: LiveServer) -> None:
+    body = f"掉电测试：确认后的文档必须保存在磁盘上。{secrets.token_hex(4)}\n"
+    r = admin.post("/v1/documents", json={"title": "持久化测试", "text": body, "doc_id": "durable-after-ack",
+                                          "date": "2026-05-01", "source": "测试"})
+    assert r.status_code == 201, r.text
+    server.kill(signal.SIGKILL)
+    server.start()
+    with server.client() as c:
+        listed = {d["doc_id"] for d in c.get("/v1/documents").json()["documents"]}
+        assert "durable-after-ack" in listed
+        assert c.get("/v1/documents/durable-after-ack").json()["raw"] == body
+    assert not list(server.workspace.corpus_dir.glob(".*.tmp-*"))

@@ -1,0 +1,92 @@
+"""End-to-end eval on the REAL model and a freshly built seed index: run, score, report, compare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.baselines import baseline_path
+from eval.cli import main as eval_main
+from eval.report import PLOTS
+from eval.scoring import QUALITY_METRICS
+from eval.sets import load_set
+from service.engine import Engine
+from service.settings import Settings
+
+MODES = ("hybrid", "dense", "sparse")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("eval")
+    index_dir = tmp / "index"
+    Engine(Settings(index_dir=index_dir)).build()
+    run_dir = tmp / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("POLICYQA_INDEX_DIR", str(index_dir))
+    try:
+        rc = eval_main(["eval", "run", "--set", "seeds-smoke", "--mode", "all", "--out", str(run_dir), "-q"])
+    finally:
+        mp.undo()
+    assert rc == 0
+    return run_dir
+
+
+def test_run_rows(smoke_run: Path) -> None:
+    _, questions = load_set("seeds-smoke")
+    rows = [json.loads(line) for line in (smoke_run / "run.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(questions) * len(MODES)
+    assert sorted((r["id"], r["mode"]) for r in rows) == sorted((q.id, m) for q in questions for m in MODES)
+    for r in rows:
+        assert len(r["ranked_doc_ids"]) <= 10
+        assert {"answer", "short_answer", "refused", "reason", "citations"} <= set(r["answer"])
+        assert isinstance(r["citation_verified"], bool)
+        assert r["timings"]["answer_ms"] > 0
+
+
+def test_metrics_report_plots(smoke_run: Path) -> None:
+    metrics = json.loads((smoke_run / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics["modes"]) == set(MODES)
+    for mode in MODES:
+        overall = metrics["modes"][mode]["overall"]
+        for key in (*QUALITY_METRICS, "latency_p50_ms", "latency_p95_ms"):
+            assert key in overall
+        assert "factoid" in metrics["modes"][mode]["by_tag"]
+        assert "unanswerable" in metrics["modes"][mode]["by_tag"]
+    assert metrics["modes"]["hybrid"]["overall"]["citation_verification_rate"] == 1.0
+    for mode in MODES:
+        rate = metrics["modes"][mode]["overall"]["citation_verification_rate"]
+        assert rate in (None, 1.0)  # None: the mode cited nothing
+    report = (smoke_run / "report.md").read_text(encoding="utf-8")
+    assert "| hit@5 |" in report and "By tag: hybrid" in report
+    for name in PLOTS:
+        png = smoke_run / name
+        assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_against_checked_in_baseline(smoke_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert baseline_path("seeds-smoke").exists()
+    assert eval_main(["eval", "compare", str(smoke_run)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_compare_fails_on_raised_baseline(smoke_run: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    base = json.loads(baseline_path("seeds-smoke").read_text(encoding="utf-8"))
+    measured = json.loads((smoke_run / "metrics.json").read_text(encoding="utf-8"))
+    got = measured["modes"]["hybrid"]["overall"]["mrr"]
+    base["expected"]["hybrid"]["mrr"] = got + base["tolerance"]["mrr"] + 0.05
+    raised = tmp_path / "raised.json"
+    raised.write_text(json.dumps(base), encoding="utf-8")
+    assert eval_main(["eval", "compare", str(smoke_run), "--baseline", str(raised)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "hybrid.mrr" in out
+
+
+def test_score_and_baseline_roundtrip(smoke_run: Path, tmp_path: Path) -> None:
+    assert eval_main(["eval", "score", str(smoke_run)]) == 0
+    out = tmp_path / "b.json"
+    assert eval_main(["eval", "baseline", str(smoke_run), "--baseline", str(out)]) == 0
+    assert eval_main(["eval", "compare", str(smoke_run), "--baseline", str(out)]) == 0

@@ -1,0 +1,206 @@
+"""The web page in a real headless Chromium against a real server.
+
+The server is `uvicorn --factory service.app:app_from_env` in a subprocess, on a free 127.0.0.1 port, with
+its own index folder and a copy of the stored articles. The browser is Debian's `chromium` (Playwright
+never downloads one here). Screenshots land in tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+REPO = Path(__file__).resolve().parent.parent
+RAW_DIR = REPO / "corpus" / "raw"
+# The app factory under test. POLICYQA_WEB_TEST_APP may name another factory (a stand-in used while
+# developing the page); it defaults to the real service.
+APP = os.environ.get("POLICYQA_WEB_TEST_APP", "service.app:app_from_env")
+READY_TIMEOUT_S = 600  # the first start prepares the model and builds the index
+ASK_TIMEOUT_MS = 120_000
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+ANSWERABLE = "江门市目前有多少名党员？"
+UNANSWERABLE = "佛山市2019年有多少名网格员？"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _chromium_path() -> str | None:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real server started for this module; stopped afterwards."""
+    root = tmp_path_factory.mktemp("web-server")
+    corpus_dir = root / "raw"
+    shutil.copytree(RAW_DIR, corpus_dir)
+    index_dir = root / "index"
+    index_dir.mkdir()
+    env = {**os.environ, "POLICYQA_INDEX_DIR": str(index_dir), "POLICYQA_CORPUS_DIR": str(corpus_dir)}
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = root / "server.log"
+    with log_path.open("wb") as log:
+        # a log file, not a pipe: an unread pipe would block a chatty server
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", APP, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode} before /readyz answered:\n{_log_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass  # not listening yet, or not ready (503)
+            if time.monotonic() > deadline:
+                pytest.fail(f"/readyz not ready after {READY_TIMEOUT_S}s:\n{_log_tail(log_path)}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    path = _chromium_path()
+    if path is None:
+        message = "chromium not found (install Debian's package: apt-get install -y chromium fonts-noto-cjk)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _ask(page: Page, question: str) -> dict:
+    """Type a question, press Enter, return the /v1/ask JSON the page received."""
+    box = page.locator("#question")
+    box.fill(question)
+    box.focus()
+    with page.expect_response(lambda r: r.url.endswith("/v1/ask"), timeout=ASK_TIMEOUT_MS) as info:
+        page.keyboard.press("Enter")
+    response = info.value
+    assert response.ok, f"/v1/ask answered HTTP {response.status}: {response.text()}"
+    data: dict = response.json()
+    expect(page.locator("#ask-button")).to_be_enabled()
+    return data
+
+
+def _no_horizontal_overflow(page: Page, width: int) -> None:
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"page is {scroll_width}px wide at a {width}px viewport"
+
+
+def test_ask_cite_refuse_documents_mobile(browser: Browser, server: str, artifacts_dir: Path) -> None:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    # the page may talk to its own origin only (no CDN, no fonts, no analytics)
+    page.on("request", lambda r: problems.append(f"off-site request: {r.url}")
+            if r.url.startswith(("http:", "https:")) and not r.url.startswith(server) else None)
+    try:
+        page.goto(f"{server}/")
+        expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+
+        # --- an answerable question: cited answer, marker [1] opens the source with the quote marked
+        data = _ask(page, ANSWERABLE)
+        assert not data["refused"], f"expected an answer, got a refusal: {data}"
+        answer = page.locator("#answer")
+        expect(answer).to_be_visible()
+        text = page.locator("#answer .answer-text")
+        assert text.inner_text().strip(), "answer text is empty"
+        marker = page.locator('#answer .answer-text button.cite-marker[data-n="1"]')
+        expect(marker).to_be_visible()
+        assert "[1]" in text.inner_text()
+
+        citation_1 = next(c for c in data["citations"] if c["n"] == 1)
+        marker.click()
+        quote = page.locator("#source mark.quote")
+        expect(quote).to_be_visible()
+        assert quote.text_content() == citation_1["quote"]
+        expect(page.locator("#source")).to_contain_text(citation_1["title"])
+        if data.get("short_answer"):
+            expect(page.locator("#answer .short-answer")).to_contain_text(data["short_answer"])
+        page.screenshot(path=str(artifacts_dir / "web-answer.png"), full_page=True)
+
+        # --- an unanswerable question: refusal with the nearest passages
+        data = _ask(page, UNANSWERABLE)
+        assert data["refused"], f"expected a refusal, got: {data.get('answer')}"
+        refusal = page.locator("#refusal")
+        expect(refusal).to_be_visible()
+        expect(refusal).to_contain_text("资料中没有找到可靠答案")
+        expect(page.locator("#answer")).to_be_hidden()
+        assert page.locator("#refusal li.nearest").count() >= 1
+        expect(page.locator("#refusal li.nearest").first).to_be_visible()
+        page.screenshot(path=str(artifacts_dir / "web-refusal.png"), full_page=True)
+
+        # --- documents view: the 5 stored articles, one opened shows its cleaned text
+        page.get_by_role("link", name="文档").click()
+        items = page.locator("#doc-list button.doc-item")
+        expect(items).to_have_count(5)
+        page.screenshot(path=str(artifacts_dir / "web-documents.png"), full_page=True)
+        doc_id = items.first.get_attribute("data-doc-id")
+        items.first.click()
+        doc_text = page.locator("#doc-detail .doc-text")
+        expect(doc_text).to_be_visible()
+        api_doc = page.request.get(f"{server}/v1/documents/{doc_id}").json()
+        assert api_doc["text"].strip()
+        assert doc_text.text_content() == api_doc["text"]
+
+        # --- phone width: single column, no horizontal scrolling (document and answer views)
+        page.set_viewport_size({"width": 360, "height": 740})
+        _no_horizontal_overflow(page, 360)
+        page.get_by_role("link", name="问答").click()
+        data = _ask(page, ANSWERABLE)
+        page.locator('#answer .answer-text button.cite-marker[data-n="1"]').click()
+        expect(page.locator("#source mark.quote")).to_be_visible()
+        _no_horizontal_overflow(page, 360)
+        page.screenshot(path=str(artifacts_dir / "web-mobile.png"), full_page=True)
+
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()

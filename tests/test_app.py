@@ -267,6 +267,38 @@ def answer_available() -> bool:
     return hasattr(Engine, "answer")
 
 
+# --- in process: the last-resort handler (no route of the real app fails on purpose) -------------------
+
+
+def test_unhandled_errors_become_500_in_the_error_shape(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from starlette.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")  # type: ignore[call-arg]
+    app = create_app(settings)  # no lifespan here: nothing is loaded
+
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    @app.get("/v1/boom-async")
+    async def boom_async() -> None:
+        raise KeyError("another secret")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in ("/v1/boom", "/v1/boom-async"):
+        with caplog.at_level("ERROR", logger="policyqa.http"):
+            r = client.get(path)
+        assert_error(r, 500, "internal_error")
+        assert "secret" not in r.text and "Traceback" not in r.text
+    assert "secret internal detail" in caplog.text and "Traceback" in caplog.text  # logged server-side only
+    assert 'route="/v1/boom",status="500"' in client.get("/metrics").text
+    assert_error(client.get("/readyz"), 503, "not_ready")
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
 # --- reading -------------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from test_app import LiveServer, shared_server  # the session's shared server (t
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 15
 TIME_LIMIT_S = 300
 
 

@@ -1,0 +1,330 @@
+"""HTTP load benchmark for the policyqa service (loopback only, bounded loops).
+
+Starts real servers (`python -m service.server`, the code path of `policyqa serve`) on a temporary copy of
+the seed corpus and measures, for 1 and 2 uvicorn workers:
+
+  * GET /v1/search and POST /v1/ask with 1 and 4 concurrent clients: p50, p99 (ms) and requests/s;
+  * /v1/search p50/p99 while an index rebuild runs (cold: the embedding cache is dropped first, so the
+    whole corpus is embedded again by the low-priority child) against the same loop when idle.
+
+    .venv/bin/python bench/bench_http.py                    # the full matrix (a few minutes)
+    .venv/bin/python bench/bench_http.py --workers 1 --search-requests 50 --ask-requests 20
+    .venv/bin/python bench/bench_http.py --json bench-http.json
+
+An embedding cache is copied in (never modified) from tests/artifacts or index/artifacts when one exists,
+so the first start does not have to embed the seed corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE_CANDIDATES = (REPO / "tests" / "artifacts" / "http-embedding-cache" / "embeddings.sqlite",
+                    REPO / "index" / "artifacts" / "cache" / "embeddings.sqlite")
+QUESTIONS = [
+    "江门市目前有多少名党员？",
+    "党群服务中心开展了哪些活动？",
+    "江海区如何推进基层治理？",
+    "网格员的职责是什么？",
+    "阳江市江城区城市基层党建有哪些做法？",
+    "江门市镇村四级党群服务中心有什么作用？",
+    "百千万工程是什么？",
+    "侨都高质量发展的党建举措有哪些？",
+    "如何发挥党员先锋模范作用？",
+    "社区党组织如何服务群众？",
+    "江门强基工程包括哪些内容？",
+    "党建引领乡村振兴有哪些成效？",
+]
+
+
+@dataclass(frozen=True)
+class Figures:
+    workers: int
+    endpoint: str
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    rps: float
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    i = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[i]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, root: Path, workers: int, token: str) -> None:
+        self.root = root
+        self.workers = workers
+        self.token = token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = root / f"server-{workers}w.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYQA_")}
+        env.update({"POLICYQA_CORPUS_DIR": str(self.root / "corpus"), "POLICYQA_INDEX_DIR": str(self.root / "index"),
+                    "POLICYQA_ADMIN_TOKEN": self.token, "POLICYQA_LOG_LEVEL": "warning",
+                    "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+                    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        return env
+
+    def start(self, timeout: float = 900) -> float:
+        t0 = time.monotonic()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.server", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(self.workers)],
+                cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with httpx.Client(base_url=self.url, timeout=5) as c:
+            while time.monotonic() - t0 < timeout:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited:\n{self.log_path.read_text(errors='replace')[-4000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if c.get("/readyz").status_code == 200:
+                        return time.monotonic() - t0
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+Call = Callable[[httpx.Client, int], httpx.Response]
+
+
+def search_call(client: httpx.Client, i: int) -> httpx.Response:
+    return client.get("/v1/search", params={"q": QUESTIONS[i % len(QUESTIONS)], "k": 5})
+
+
+def ask_call(client: httpx.Client, i: int) -> httpx.Response:
+    return client.post("/v1/ask", json={"question": QUESTIONS[i % len(QUESTIONS)]})
+
+
+def load(url: str, call: Call, clients: int, requests: int, max_seconds: float,
+         stop: threading.Event | None = None) -> tuple[list[float], int, float]:
+    """`requests` calls spread over `clients` threads (each with its own keep-alive connection).
+    Stops early after max_seconds or when `stop` is set. Returns latencies (ms), errors, wall seconds."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    deadline = time.monotonic() + max_seconds
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(base_url=url, timeout=120) as c:
+            while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                t = time.perf_counter()
+                try:
+                    ok = call(c, i).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                ms = (time.perf_counter() - t) * 1000
+                with lock:
+                    latencies.append(ms)
+                    errors += 0 if ok else 1
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - t0
+
+
+def figures(workers: int, endpoint: str, clients: int, lat: list[float], errors: int, seconds: float) -> Figures:
+    return Figures(workers, endpoint, clients, len(lat), errors, round(seconds, 2),
+                   round(statistics.median(lat), 1) if lat else float("nan"), round(percentile(lat, 99), 1),
+                   round(len(lat) / seconds, 2) if seconds > 0 else 0.0)
+
+
+def copy_cache(dest: Path) -> Path | None:
+    for src in CACHE_CANDIDATES:
+        if src.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(src)) as a, contextlib.closing(sqlite3.connect(dest)) as b:
+                a.backup(b)  # a consistent copy even if another process writes the source
+            return src
+    return None
+
+
+def drop_cache(index_dir: Path) -> None:
+    for p in (index_dir / "cache").glob("embeddings.sqlite*"):
+        p.unlink()
+
+
+def rebuild_window(server: Server, rebuild_requests: int, max_seconds: float) -> tuple[Figures, Figures, dict]:
+    """/v1/search with one client: idle, then while a cold rebuild runs."""
+    idle_lat, idle_err, idle_s = load(server.url, search_call, 1, rebuild_requests, max_seconds)
+    drop_cache(server.root / "index")
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, timeout=60, headers=headers) as admin:
+        r = admin.post("/v1/index/rebuild")
+        r.raise_for_status()
+        job_id = r.json()["job_id"]
+        done = threading.Event()
+        job: dict = {}
+
+        def poll() -> None:
+            nonlocal job
+            while not done.is_set():
+                job = admin.get(f"/v1/jobs/{job_id}").json()
+                if job["state"] in ("succeeded", "failed"):
+                    done.set()
+                    return
+                time.sleep(0.5)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        busy_lat, busy_err, busy_s = load(server.url, search_call, 1, 10**6, max_seconds * 20, stop=done)
+        done.set()
+        poller.join()
+    return (figures(server.workers, "search idle", 1, idle_lat, idle_err, idle_s),
+            figures(server.workers, "search during rebuild", 1, busy_lat, busy_err, busy_s), job)
+
+
+def metric_total(url: str, route: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    pattern = re.compile(r'^policyqa_http_requests_total\{([^}]*)\} ([0-9.e+]+)$', re.M)
+    return sum(float(v) for labels, v in pattern.findall(text) if f'route="{route}"' in labels)
+
+
+def print_header() -> None:
+    print(f"{'workers':>7} {'endpoint':<24} {'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'req/s':>7}", flush=True)
+
+
+def print_row(f: Figures) -> None:
+    print(f"{f.workers:>7} {f.endpoint:<24} {f.clients:>7} {f.requests:>8} {f.errors:>6} {f.p50_ms:>8} "
+          f"{f.p99_ms:>8} {f.rps:>7}", flush=True)
+
+
+def print_table(rows: list[Figures]) -> None:
+    print_header()
+    for f in rows:
+        print_row(f)
+
+
+@contextlib.contextmanager
+def workspace(keep: bool) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="policyqa-bench-"))
+    try:
+        shutil.copytree(REPO / "corpus" / "raw", root / "corpus", ignore=shutil.ignore_patterns(".*"))
+        (root / "index").mkdir()
+        yield root
+    finally:
+        if keep:
+            print(f"workspace kept: {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    p.add_argument("--clients", default="1,4", help="comma-separated concurrent clients (default 1,4)")
+    p.add_argument("--search-requests", type=int, default=200)
+    p.add_argument("--ask-requests", type=int, default=60)
+    p.add_argument("--rebuild-requests", type=int, default=100, help="idle search requests before the rebuild")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="cap per measurement")
+    p.add_argument("--no-rebuild", action="store_true", help="skip the rebuild measurement")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--keep", action="store_true", help="keep the temporary workspace (logs)")
+    args = p.parse_args(argv)
+    worker_counts = [int(x) for x in args.workers.split(",") if x]
+    client_counts = [int(x) for x in args.clients.split(",") if x]
+    token = secrets.token_hex(16)
+    rows: list[Figures] = []
+    notes: dict[str, object] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+
+    print_header()
+    with workspace(args.keep) as root:
+        source = copy_cache(root / "index" / "cache" / "embeddings.sqlite")
+        notes["embedding_cache_from"] = str(source) if source else None
+        for workers in worker_counts:
+            server = Server(root, workers, token)
+            try:
+                notes[f"ready_s_{workers}w"] = round(server.start(), 1)
+                load(server.url, search_call, 1, 10, 30)  # warm every worker a little
+                load(server.url, ask_call, 2, 6, 60)
+                for clients in client_counts:
+                    for name, call, n in (("search", search_call, args.search_requests),
+                                          ("ask", ask_call, args.ask_requests)):
+                        lat, err, secs = load(server.url, call, clients, n, args.max_seconds)
+                        rows.append(figures(workers, name, clients, lat, err, secs))
+                        print_row(rows[-1])
+                if workers > 1:
+                    sent = sum(f.requests for f in rows if f.workers == workers and f.endpoint == "search") + 10
+                    notes[f"metrics_search_count_{workers}w"] = {"sent": sent,
+                                                                 "metrics": metric_total(server.url, "/v1/search")}
+                if not args.no_rebuild:
+                    idle, busy, job = rebuild_window(server, args.rebuild_requests, args.max_seconds)
+                    rows += [idle, busy]
+                    print_row(idle)
+                    print_row(busy)
+                    notes[f"rebuild_{workers}w"] = {"state": job.get("state"), "window_s": busy.seconds,
+                                                    "generation": job.get("generation")}
+            finally:
+                server.stop()
+
+    print()
+    print("== summary ==")
+    print_table(rows)
+    print(json.dumps(notes, ensure_ascii=False, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps({"figures": [asdict(f) for f in rows], "notes": notes},
+                                        ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return 1 if any(f.errors for f in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corpus.cleaning import clean_document
 from corpus.documents import DOC_ID_RE
-from index.generations import IndexCorrupt, IndexError_, IndexNotFound, current_generation
+from index.generations import IndexCorrupt, IndexError_, IndexMismatch, IndexNotFound, current_generation
 from index.store import LoadedIndex
 from service.auth import admin_dependency
 from service.documents_api import (
@@ -253,8 +253,8 @@ class NewDocument(BaseModel):
 class IndexWatcher:
     """Loads the index at startup and follows the CURRENT pointer afterwards.
 
-    With no index at all (an app started directly by uvicorn on a new machine), it starts a rebuild job
-    and becomes ready when that job's generation appears.
+    With no usable index (an app started directly by uvicorn on a new machine, or an index built with
+    another model or lexicon) it starts a rebuild job and becomes ready when that job's generation appears.
     """
 
     def __init__(self, engine: "Engine", jobs: JobRunner) -> None:
@@ -267,11 +267,12 @@ class IndexWatcher:
     def startup(self) -> None:
         try:
             idx = self.engine.load()
-        except IndexNotFound as exc:
+        except (IndexNotFound, IndexMismatch, IndexCorrupt) as exc:
             job, started = self.jobs.start()
-            self.error = f"{exc.message}: building one (job {job.job_id})"
-            app_log.warning("no index yet in %s: %s rebuild job %s; ready when it finishes",
-                            self.engine.settings.index_dir, "started" if started else "waiting for", job.job_id)
+            self.error = f"{exc.message}: building a new generation (job {job.job_id})"
+            app_log.warning("no usable index in %s (%s): %s rebuild job %s; ready when it finishes",
+                            self.engine.settings.index_dir, exc.message, "started" if started else "waiting for",
+                            job.job_id)
             return
         except IndexError_ as exc:
             self.error = str(exc)

@@ -215,7 +215,7 @@ def admin(server: LiveServer) -> Iterator[httpx.Client]:
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-def assert_error(resp: httpx.Response, status: int | tuple[int, ...], code: str | None = None) -> dict[str, Any]:
+def assert_error(resp: Any, status: int | tuple[int, ...], code: str | None = None) -> dict[str, Any]:
     statuses = (status,) if isinstance(status, int) else status
     assert resp.status_code in statuses, (resp.status_code, resp.text[:1000])
     assert resp.headers["content-type"].startswith("application/json"), resp.headers
@@ -247,6 +247,27 @@ def wait_job(client: httpx.Client, job_id: str, *, timeout: float = JOB_TIMEOUT_
         else:
             time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+def wait_job_while_searching(client: httpx.Client, job_id: str) -> tuple[dict[str, Any], list[int], set[str]]:
+    """Poll the job to its end, sending a search (and an ask) between polls."""
+    statuses: list[int] = []
+    generations: set[str] = set()
+    n = 0
+
+    def query() -> None:
+        nonlocal n
+        n += 1
+        if n % 3 == 0 and answer_available():
+            resp = client.post("/v1/ask", json={"question": "党群服务中心开展了哪些活动？"})
+        else:
+            resp = client.get("/v1/search", params={"q": "党群服务中心开展了哪些活动", "k": 3})
+        statuses.append(resp.status_code)
+        if resp.status_code == 200:
+            generations.add(resp.json()["generation"])
+
+    job = wait_job(client, job_id, during=query)
+    return job, statuses, generations
 
 
 def search_ids(client: httpx.Client, q: str, k: int = 5, mode: str = "hybrid") -> list[str]:
@@ -653,16 +674,7 @@ def test_add_rebuild_find_while_serving(client: httpx.Client, admin: httpx.Clien
     if again.json()["state"] in ("queued", "running"):
         assert again.json()["job_id"] == job_id and again.json()["started"] is False
 
-    statuses: list[int] = []
-    generations: set[str] = set()
-
-    def query() -> None:
-        resp = client.get("/v1/search", params={"q": "党群服务中心开展了哪些活动", "k": 3})
-        statuses.append(resp.status_code)
-        if resp.status_code == 200:
-            generations.add(resp.json()["generation"])
-
-    job = wait_job(client, job_id, during=query)
+    job, statuses, generations = wait_job_while_searching(client, job_id)
     assert job["state"] == "succeeded", job
     assert job["progress"]["done"] == job["progress"]["total"] > 0
     assert statuses and all(s == 200 for s in statuses), statuses
@@ -747,8 +759,10 @@ def test_kill_rebuild_child_keeps_serving(client: httpx.Client, admin: httpx.Cli
 
     r = admin.post("/v1/index/rebuild")
     assert r.status_code == 202 and r.json()["job_id"] != job_id and r.json()["started"] is True
-    job = wait_job(client, r.json()["job_id"])
+    job, statuses, generations = wait_job_while_searching(client, r.json()["job_id"])
     assert job["state"] == "succeeded", job
+    assert len(statuses) >= 3 and all(s == 200 for s in statuses), statuses
+    assert generations <= {before["generation"], job["generation"]}
     assert not list(server.workspace.index_dir.glob(".tmp-*"))
     assert "grid-long-article" in search_ids(client, f"{nonce}05", k=3, mode="sparse")
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from corpus.errors import BilingualError
+
 DEFAULT_RAW_DIR = Path(__file__).resolve().parent / "raw"
 
 DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -62,14 +64,8 @@ class LoadProblem:
         return f"{self.path.name}: {self.message_en} / {self.message_zh}"
 
 
-class DocumentError(ValueError):
-    """A single document is invalid; carries a machine code and bilingual messages."""
-
-    def __init__(self, code: str, message_zh: str, message_en: str) -> None:
-        super().__init__(f"{message_en} / {message_zh}")
-        self.code = code
-        self.message_zh = message_zh
-        self.message_en = message_en
+class DocumentError(BilingualError):
+    """A single document is invalid."""
 
 
 @dataclass(frozen=True)

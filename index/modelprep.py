@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.generations import fsync_dir
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -586,7 +588,7 @@ def prepare_model(
             }
             _write_json(tmp / MANIFEST_NAME, manifest)
             for folder in (tmp / "1_Pooling", tmp / "2_Normalize", tmp):
-                _fsync_dir(folder)
+                fsync_dir(folder)
 
             _swap_into_place(tmp, out_dir)
         finally:
@@ -670,14 +672,6 @@ def _write_json(path: Path, payload: Any) -> None:
     _write(path, (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename ``tmp`` to ``out_dir``; an existing ``out_dir`` is moved aside first and then deleted.
 
@@ -689,7 +683,7 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{time.monotonic_ns()}")
         os.replace(out_dir, old)
     os.replace(tmp, out_dir)
-    _fsync_dir(out_dir.parent)
+    fsync_dir(out_dir.parent)
     if old is not None:
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)

@@ -197,61 +197,63 @@ def _queries(arg: str) -> Iterator[str]:
         yield arg
 
 
+def _for_each_query(arg: str, key: str, run: Callable[[str], Any], show: Callable[[str, Any], None],
+                    as_json: bool) -> int:
+    """One query, or one per stdin line with '-': a bad line prints its error and the rest still run."""
+    status = 0
+    for q in _queries(arg):
+        try:
+            result = run(q)
+        except QueryError as exc:
+            if arg != "-":
+                raise
+            _print_json({key: q, "error": {"code": exc.code, "message": str(exc)}})
+            status = 1
+            continue
+        if as_json:
+            _print_json(result.to_dict())
+        else:
+            show(q, result)
+    return status
+
+
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
-    status = 0
-    for q in _queries(args.query):
-        try:
-            resp = engine.search(q, args.k, args.mode)
-        except QueryError as exc:
-            if args.query != "-":
-                raise
-            _print_json({"query": q, "error": {"code": exc.code, "message": str(exc)}})
-            status = 1
-            continue
-        if args.json:
-            _print_json(resp.to_dict())
-            continue
-        if resp.truncated:
-            print("note: the query is longer than the model window; its end was ignored by dense search / "
-                  "问题超出模型长度，语义检索只用了前面部分", file=sys.stderr)
-        print(f"# {q}  ({resp.mode})")
-        for r in resp.results:
-            parts = [f"fused={r.fused_score:.4f}" if r.fused_score is not None else "",
-                     f"dense#{r.dense_rank}={r.dense_score:.3f}" if r.dense_rank else "",
-                     f"bm25#{r.sparse_rank}={r.sparse_score:.2f}" if r.sparse_rank else ""]
-            print(f"{r.rank}. {r.title} / {' / '.join(r.section)}  [{r.chunk_id} {r.start}:{r.end}]  "
-                  + " ".join(p for p in parts if p))
-            print(f"   {r.text[:120]}{'…' if len(r.text) > 120 else ''}")
-    return status
+    return _for_each_query(args.query, "query", lambda q: engine.search(q, args.k, args.mode), _show_search,
+                           args.json)
+
+
+def _show_search(q: str, resp: Any) -> None:
+    if resp.truncated:
+        print("note: the query is longer than the model window; its end was ignored by dense search / "
+              "问题超出模型长度，语义检索只用了前面部分", file=sys.stderr)
+    print(f"# {q}  ({resp.mode})")
+    for r in resp.results:
+        parts = [f"fused={r.fused_score:.4f}" if r.fused_score is not None else "",
+                 f"dense#{r.dense_rank}={r.dense_score:.3f}" if r.dense_rank else "",
+                 f"bm25#{r.sparse_rank}={r.sparse_score:.2f}" if r.sparse_rank else ""]
+        print(f"{r.rank}. {r.title} / {' / '.join(r.section)}  [{r.chunk_id} {r.start}:{r.end}]  "
+              + " ".join(p for p in parts if p))
+        print(f"   {r.text[:120]}{'…' if len(r.text) > 120 else ''}")
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
-    status = 0
-    for q in _queries(args.question):
-        try:
-            a = engine.answer(q, args.k, args.mode)
-        except QueryError as exc:
-            if args.question != "-":
-                raise
-            _print_json({"question": q, "error": {"code": exc.code, "message": str(exc)}})
-            status = 1
-            continue
-        if args.json:
-            _print_json(a.to_dict())
-            continue
-        print(a.answer)
-        if a.short_answer:
-            print(f"简答：{a.short_answer}")
-        for c in a.citations:
-            print(f"[{c.n}] 《{c.title}》 {c.date} {' / '.join(c.section)}  {c.doc_id}[{c.start}:{c.end}]")
-        if a.refused:
-            for p in a.passages[:3]:
-                print(f"  - 《{p.title}》 {p.text[:80]}…")
-    return status
+    return _for_each_query(args.question, "question", lambda q: engine.answer(q, args.k, args.mode), _show_answer,
+                           args.json)
+
+
+def _show_answer(q: str, a: Any) -> None:
+    print(a.answer)
+    if a.short_answer:
+        print(f"简答：{a.short_answer}")
+    for c in a.citations:
+        print(f"[{c.n}] 《{c.title}》 {c.date} {' / '.join(c.section)}  {c.doc_id}[{c.start}:{c.end}]")
+    if a.refused:
+        for p in a.passages[:3]:
+            print(f"  - 《{p.title}》 {p.text[:80]}…")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

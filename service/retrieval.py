@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from corpus.chunking import Chunk
+from corpus.errors import BilingualError
 from index.encoder import TextEncoder
 from index.fusion import FusedHit, rrf
 from index.segmentation import Segmenter
@@ -19,14 +20,8 @@ MODES: tuple[str, ...] = ("hybrid", "dense", "sparse")
 CANDIDATES = 50  # per side before fusion
 
 
-class QueryError(ValueError):
+class QueryError(BilingualError):
     """The query itself is unusable (empty, bad mode, k out of range)."""
-
-    def __init__(self, code: str, message_zh: str, message_en: str) -> None:
-        super().__init__(f"{message_en} / {message_zh}")
-        self.code = code
-        self.message_zh = message_zh
-        self.message_en = message_en
 
 
 @dataclass(frozen=True)

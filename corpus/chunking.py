@@ -13,7 +13,7 @@ from corpus.sentences import sentence_spans
 class ChunkerConfig:
     max_chars: int = 450  # a section longer than this is split at sentence boundaries
     overlap_chars: int = 120  # the last sentence is repeated in the next chunk when at most this long
-    version: int = 2  # bump when the chunking rules change, so saved indexes are rebuilt
+    version: int = 3  # bump when the chunking rules change, so saved indexes are rebuilt
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -27,7 +27,7 @@ class Chunk:
     title: str  # the story title
     section: tuple[str, ...]
     date: str
-    kind: str  # body | caption
+    kind: str  # body | caption | byline
     text: str
     start: int
     end: int
@@ -43,10 +43,13 @@ class Chunk:
 
 
 TEXT_KINDS = ("body", "subtitle")
+STANDALONE_KINDS = ("caption", "byline")
 
 
 def _runs(blocks: tuple[Block, ...]) -> list[list[Block]]:
-    """Consecutive body blocks of one section; each caption on its own.
+    """Consecutive body blocks of one section; each caption and byline on its own.
+
+    A byline ("■广东省阳江市江城区委书记 陈基文") names the author: a fact people ask about.
 
     Story subtitles ("3家企业共获4.7亿元授信额度") carry facts, so they join the lead's run like body text.
     """
@@ -61,7 +64,7 @@ def _runs(blocks: tuple[Block, ...]) -> list[list[Block]]:
             current = []
         if b.kind in TEXT_KINDS:
             current = [b]
-        elif b.kind == "caption":
+        elif b.kind in STANDALONE_KINDS:
             runs.append([b])
     if current:
         runs.append(current)
@@ -88,7 +91,7 @@ def chunk_document(clean: CleanDocument, config: ChunkerConfig | None = None) ->
     chunks: list[Chunk] = []
     for run in _runs(clean.blocks):
         first = run[0]
-        if first.kind == "caption":
+        if first.kind in STANDALONE_KINDS:
             pieces = [(first.start, first.end)]
         else:
             spans = [s for b in run for s in sentence_spans(clean.text, b.start, b.end)]
@@ -102,7 +105,7 @@ def chunk_document(clean: CleanDocument, config: ChunkerConfig | None = None) ->
                 title=clean.stories[first.story].title,
                 section=first.section,
                 date=clean.date,
-                kind="caption" if first.kind == "caption" else "body",
+                kind=first.kind if first.kind in STANDALONE_KINDS else "body",
                 text=clean.text[start:end],
                 start=start,
                 end=end,

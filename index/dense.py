@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,11 @@ class DenseIndex:
             self._index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
         scores, ids = self._index.search(queries, k)
         return DenseHits(ids.astype(np.int64), scores.astype(np.float32))
+
+    def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+        """Inner products of one query vector with stored rows (flat and HNSW both keep the vectors)."""
+        stored = np.vstack([self._index.reconstruct(int(r)) for r in rows])
+        return np.asarray(stored @ np.asarray(vector, dtype=np.float32), dtype=np.float32)
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,13 @@ class LoadedIndex:
     @property
     def generation(self) -> str:
         return str(self.manifest["generation"])
+
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {c.chunk_id: i for i, c in enumerate(self.chunks)}
+
+    def row_of(self, chunk_id: str) -> int:
+        return self._rows[chunk_id]
 
 
 def _chunk(row: dict[str, Any]) -> Chunk:

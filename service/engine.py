@@ -118,7 +118,8 @@ class Engine:
 
     def retriever(self) -> Retriever:
         return Retriever(self.index, self.encoder, self.segmenter, rrf_k=self.settings.rrf_k,
-                         max_k=self.settings.max_k)
+                         max_k=self.settings.max_k, fusion=self.settings.fusion,
+                         dense_weight=self.settings.dense_weight)
 
     def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> SearchResponse:
         return self.retriever().search(query, k or self.settings.default_k, mode)

@@ -10,9 +10,10 @@ from index.segmentation import Segmenter
 # Order matters: the first pattern that matches decides the type.
 _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("why", re.compile(r"为什么|为何|原因|为啥|何以")),
+    ("list", re.compile(r"哪几(?!年|月|天|号)")),
     ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|哪天|哪一天|什么时间|几号|何日|哪个月|什么日子")),
     ("number", re.compile(r"多少|几[个名项条次年支家类种级批所座户期场人岁天倍成]|几方面|多大|多长|多高|多远|多重|"
-                          r"比例|百分之几|占比|增幅|增长了?几|第几")),
+                          r"比例|百分之几|占比|增幅|增长了?几|第几|多少钱|票价|股价|利率")),
     ("person", re.compile(r"谁|哪位|何人|什么人|叫什么名字|姓名")),
     ("list", re.compile(r"哪些|有哪几|包括什么|包括哪|包含哪|主要有|分别是|分别为")),
     ("how", re.compile(r"如何|怎样|怎么|什么措施|什么办法|哪种方式|什么方式|做法|举措|怎么做")),
@@ -28,6 +29,50 @@ FACTOID_TYPES = frozenset({"number", "person", "place", "organization", "name", 
 _UNIT_RE = re.compile(
     r"(?:多少|几)(万|亿|千)?(名|个|人次|人|万人次|亿元|万元|元|平方米|公里|亩|项|条|次|家|支|所|座|户|本|期|场|班次|"
     r"艘|件|岁|级|天|年|倍|辆|类|种|批|方面|多期|层|名党员)?")
+# Explicit measures a number answer must carry; a number in another unit answers a different question.
+_MEASURES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("rank", re.compile(r"第几|排名第?几|排第几")),
+    ("percent", re.compile(r"比例|占比|百分之几|比重|增幅|增速|增长率|利率|率是多少|多少成")),
+    ("money", re.compile(r"多少钱|票价|价格|股价|费用|成本|花了多少|投资了?多少|多少资金|多少经费|损失")),
+    ("duration", re.compile(r"多长时间|多久|几个?小时|多少小时|多少天|几天")),
+    ("area", re.compile(r"面积|多大(?!比例)")),
+    ("person_times", re.compile(r"多少人次|几人次")),
+)
+MEASURE_UNITS = {
+    "rank": re.compile(r"第[一二三四五六七八九十\d]+"),
+    "percent": re.compile(r"\d+(?:\.\d+)?\s*[%％]|[一二三四五六七八九十]成|百分之"),
+    "money": re.compile(r"\d+(?:\.\d+)?\s*[万亿千百]*元|[一二两三四五六七八九十百千]+[万亿]*元"),
+    "duration": re.compile(r"[\d一二两三四五六七八九十]+(?:\.\d+)?\s*(?:个?小时|天|个月|年|分钟|周)"),
+    "area": re.compile(r"[\d一二两三四五六七八九十]+(?:\.\d+)?\s*[万千百]*(?:平方米|平方公里|亩|公顷)"),
+    "person_times": re.compile(r"\d+(?:\.\d+)?\s*[万亿]*[多余]?人次"),
+}
+_PERIOD_RE = re.compile(r"十[一二三四五六七八九]?五")  # 五年规划 periods: “十三五”, “十四五”
+_ORDINAL_RE = re.compile(r"第[一二三四五六七八九十\d]+(?:批|届|次|期|轮|季度)")
+# Roles a 谁 question may ask for, longest first so 纪委书记 wins over 书记.
+ROLES = tuple(sorted((
+    "书记", "党委书记", "纪委书记", "区委书记", "市委书记", "县委书记", "镇委书记", "副书记", "市长", "副市长",
+    "区长", "副区长", "县长", "镇长", "部长", "局长", "主任", "所长", "院长", "校长", "主席", "总经理", "董事长",
+    "负责人", "站长", "馆长", "队长", "会长", "行长", "省人大代表", "市人大代表", "人大代表", "网格长", "专家",
+    "组长", "支书", "理事长"), key=len, reverse=True))
+_ROLE_SLOT_RE = re.compile(r"哪位|是谁|叫什么|是哪位|姓名|名字")
+# What an organisation/place question asks for (哪家企业, 哪所学校) and the name endings that can answer it.
+HEADS: dict[str, tuple[str, ...]] = {
+    "企业": ("公司", "集团", "厂"),  # "…企业" is a category (小微企业), not a name
+    "公司": ("公司", "集团"),
+    "机构": ("院", "所", "中心", "局", "委员会", "办公室", "协会", "机构", "实验室", "部", "银行"),
+    "单位": ("院", "所", "中心", "局", "委员会", "办公室", "协会", "学校", "公司", "部", "银行", "实验室"),
+    "学校": ("学校", "小学", "中学", "大学", "学院", "党校"),
+    "博物馆": ("博物馆", "纪念馆"),
+    "银行": ("银行", "分行"),
+    "实验室": ("实验室",),
+    "镇": ("镇",),
+    "村": ("村",),
+    "街道": ("街道",),
+    "区": ("区",),
+}
+_HEAD_RE = re.compile(r"(?:哪家|哪个|哪所|哪座|哪一家|哪一个|哪一所|什么)(" + "|".join(sorted(HEADS, key=len, reverse=True))
+                      + ")")
+_QUOTED_Q_RE = re.compile(r"“([^”]{1,30})”|《([^》]{1,40})》")
 _YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年?")
 _PLACE_WORD_RE = re.compile(r"^[\u4e00-\u9fff]{1,5}(?:区|镇|村|县|街道|岛)$")
 _NOT_PLACE = frozenset({"小区", "社区", "城区", "园区", "全区", "全市", "农村", "乡村", "山区", "景区", "片区", "辖区",
@@ -40,6 +85,9 @@ GAZETTEER = (
     "武汉", "成都", "西安", "长沙", "厦门", "福州", "南宁", "海口", "香港", "澳门", "台湾", "蓬江", "江海", "新会",
     "台山", "开平", "鹤山", "恩平", "江城", "阳春", "阳东", "阳西", "高新区", "海南", "湖南", "广西", "福建", "浙江",
 )
+CITIES = frozenset(GAZETTEER[:29])  # city names (not districts): mentioned in passing far more often
+# Other names of the place or thing a question may use (侨都 is what Jiangmen calls itself).
+ALIASES: dict[str, tuple[str, ...]] = {"侨都": ("江门",), "侨乡": ("江门",), "五邑": ("江门",), "共产党员": ("党员",)}
 # Words that only shape the question; they are not evidence to look for.
 QUESTION_WORDS = frozenset({
     "多少", "几", "什么", "哪些", "哪个", "哪里", "哪儿", "谁", "如何", "怎样", "怎么", "为什么", "为何", "是否", "吗",
@@ -58,6 +106,13 @@ class QuestionInfo:
     years: tuple[str, ...]
     places: tuple[str, ...]
     keywords: tuple[str, ...]
+    measure: str | None = None  # rank | percent | money | duration | area | person_times
+    periods: tuple[str, ...] = ()  # 十四五 ...
+    ordinals: tuple[str, ...] = ()  # 第二批 ...
+    role: str | None = None  # the role a 谁 question asks for (区长, 纪委书记)
+    head: str | None = None  # what an organisation/place question asks for (企业, 学校)
+    quoted: tuple[str, ...] = ()  # names the question puts in quotes (“质量月”, 《行动方案》)
+    any_place: bool = False  # places joined by 和/与 (compare 江海区 and 江城区): one per sentence suffices
 
 
 def answer_type(question: str) -> str:
@@ -67,14 +122,33 @@ def answer_type(question: str) -> str:
     return "other"
 
 
+def question_role(q: str) -> str | None:
+    """The role a person question names: right after 哪位, else right before 是谁/叫什么, else any."""
+    found = [(m.start(), r) for r in ROLES for m in re.finditer(re.escape(r), q)]
+    if not found:
+        return None
+    slot = _ROLE_SLOT_RE.search(q)
+    if slot:
+        after = [(i, r) for i, r in found if i == slot.end()]
+        before = [(i, r) for i, r in found if i + len(r) == slot.start() or i + len(r) + 1 == slot.start()]
+        for group in (after, before):
+            if group:
+                return max(group, key=lambda x: len(x[1]))[1]
+    return max(found, key=lambda x: (len(x[1]), -x[0]))[1]
+
+
 def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
     q = question.strip()
     kind = answer_type(q)
     unit = None
+    measure = None
     if kind == "number":
         m = _UNIT_RE.search(q)
         if m:
             unit = "".join(g for g in m.groups() if g) or None
+        measure = next((name for name, pat in _MEASURES if pat.search(q)), None)
+    role = question_role(q) if kind == "person" else None
+    hm = _HEAD_RE.search(q) if kind in ("organization", "place", "name", "other") else None
     years = tuple(dict.fromkeys(_YEAR_RE.findall(q)))
     places = [p for p in GAZETTEER if p in q]
     for w in segmenter.words(q):
@@ -84,10 +158,15 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
             places.append(w)
     keywords: list[str] = []
     for w in segmenter.content_words(q):
-        if w in QUESTION_WORDS or len(w) < 2 and not w.isdigit():
+        if w in QUESTION_WORDS or (len(w) < 2 and not w.isdigit()):
             continue
         if re.fullmatch(r"(?:19|20)\d{2}", w):
             continue  # years are checked separately
         keywords.append(w)
     return QuestionInfo(q, kind, kind in FACTOID_TYPES, unit, years, tuple(dict.fromkeys(places)),
-                        tuple(dict.fromkeys(keywords)))
+                        tuple(dict.fromkeys(keywords)), measure=measure,
+                        periods=tuple(dict.fromkeys(_PERIOD_RE.findall(q))),
+                        ordinals=tuple(dict.fromkeys(_ORDINAL_RE.findall(q))), role=role,
+                        head=hm.group(1) if hm else None,
+                        quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
+                        any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两", q)))

@@ -11,7 +11,7 @@ import numpy as np
 from corpus.chunking import Chunk
 from corpus.errors import BilingualError
 from index.encoder import TextEncoder
-from index.fusion import FusedHit, rrf
+from index.fusion import FusedHit, rrf, score_fusion
 from index.segmentation import Segmenter
 from index.store import LoadedIndex
 
@@ -79,12 +79,14 @@ def validate_query(query: str, k: int, mode: str, max_k: int = 50) -> str:
 
 class Retriever:
     def __init__(self, index: LoadedIndex, encoder: TextEncoder, segmenter: Segmenter, *, rrf_k: int = 60,
-                 max_k: int = 50) -> None:
+                 max_k: int = 50, fusion: str = "score", dense_weight: float = 0.3) -> None:
         self.index = index
         self.encoder = encoder
         self.segmenter = segmenter
         self.rrf_k = rrf_k
         self.max_k = max_k
+        self.fusion = fusion
+        self.dense_weight = dense_weight
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> SearchResponse:
         q = validate_query(query, k, mode, self.max_k)
@@ -109,7 +111,10 @@ class Retriever:
             sparse_list = [(int(i), float(s)) for i, s in zip(sh.ids, sh.scores, strict=True)]
             timings["sparse"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        fused = rrf(dense_list, sparse_list, k=self.rrf_k, limit=k)
+        if mode == "hybrid" and self.fusion == "score":
+            fused = score_fusion(dense_list, sparse_list, alpha=self.dense_weight, limit=k)
+        else:
+            fused = rrf(dense_list, sparse_list, k=self.rrf_k, limit=k)
         results = tuple(self._result(rank, h, mode) for rank, h in enumerate(fused, start=1))
         timings["fuse"] = (time.perf_counter() - t) * 1000
         return SearchResponse(q, mode, k, results, truncated, self.index.generation,

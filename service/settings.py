@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     chunk_max_chars: int = Field(450, ge=50, le=4000, description="Longest chunk before a section is split")
     chunk_overlap_chars: int = Field(120, ge=0, le=2000, description="Longest sentence repeated across chunks")
     hnsw_threshold: int = Field(100_000, ge=1, description="Vector count from which FAISS uses HNSW")
+    fusion: Literal["score", "rrf"] = Field(
+        "score", description="Hybrid fusion: 'score' (normalised BM25 + dense, keeps score gaps) or 'rrf'")
+    dense_weight: float = Field(0.3, ge=0.0, le=1.0,
+                                description="Dense share of the score fusion (chosen on the calibration set)")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant")
     default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given")
     admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = admin off")

@@ -4,12 +4,20 @@ Starts real servers (`python -m service.server`, the code path of `policyqa serv
 the seed corpus and measures, for 1 and 2 uvicorn workers:
 
   * GET /v1/search and POST /v1/ask with 1 and 4 concurrent clients: p50, p99 (ms) and requests/s;
-  * /v1/search p50/p99 while an index rebuild runs (cold: the embedding cache is dropped first, so the
-    whole corpus is embedded again by the low-priority child) against the same loop when idle.
+  * /v1/search p50/p99 while index rebuilds run, against the same loop when idle. Each rebuild is cold:
+    the embedding cache is dropped and a small new article replaces the previous round's (an unchanged
+    corpus would let the build reuse the current generation's indexes), so the low-priority child embeds
+    the whole corpus again and rebuilds both indexes.
 
     .venv/bin/python bench/bench_http.py                    # the full matrix (a few minutes)
+    .venv/bin/python bench/bench_http.py --repeat 3         # the matrix 3 times, then the medians
     .venv/bin/python bench/bench_http.py --workers 1 --search-requests 50 --ask-requests 20
     .venv/bin/python bench/bench_http.py --json bench-http.json
+
+The load generator shares the machine with the server, so it is kept light: each client is a thread with
+one keep-alive connection of the standard library's http.client (about a quarter of httpx's CPU per
+request). The 1-minute load average is printed before and after each round: other work on the machine
+shows there, and figures taken while it is high understate the service.
 
 An embedding cache is copied in (never modified) from tests/artifacts or index/artifacts when one exists,
 so the first start does not have to embed the seed corpus.
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -33,8 +42,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -69,6 +79,7 @@ class Figures:
     p50_ms: float
     p99_ms: float
     rps: float
+    round: int = 1
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -133,15 +144,50 @@ class Server:
             self.proc.wait(timeout=30)
 
 
-Call = Callable[[httpx.Client, int], httpx.Response]
+class Connection:
+    """One keep-alive HTTP/1.1 connection (http.client), reopened after an error."""
+
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.timeout = timeout
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        headers = {"content-type": "application/json"} if body is not None else {}
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            resp = self.conn.getresponse()
+            return resp.status, resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
-def search_call(client: httpx.Client, i: int) -> httpx.Response:
-    return client.get("/v1/search", params={"q": QUESTIONS[i % len(QUESTIONS)], "k": 5})
+Call = Callable[[Connection, int], int]
+SEARCH_PATHS = ["/v1/search?" + urllib.parse.urlencode({"q": q, "k": 5}) for q in QUESTIONS]
+ASK_BODIES = [json.dumps({"question": q}, ensure_ascii=False).encode() for q in QUESTIONS]
 
 
-def ask_call(client: httpx.Client, i: int) -> httpx.Response:
-    return client.post("/v1/ask", json={"question": QUESTIONS[i % len(QUESTIONS)]})
+def search_call(conn: Connection, i: int) -> int:
+    status, body = conn.request("GET", SEARCH_PATHS[i % len(SEARCH_PATHS)])
+    if status == 200:
+        json.loads(body)  # a client reads what it asked for
+    return status
+
+
+def ask_call(conn: Connection, i: int) -> int:
+    status, body = conn.request("POST", "/v1/ask", ASK_BODIES[i % len(ASK_BODIES)])
+    if status == 200:
+        json.loads(body)
+    return status
 
 
 def load(url: str, call: Call, clients: int, requests: int, max_seconds: float,
@@ -156,7 +202,8 @@ def load(url: str, call: Call, clients: int, requests: int, max_seconds: float,
 
     def worker() -> None:
         nonlocal errors
-        with httpx.Client(base_url=url, timeout=120) as c:
+        conn = Connection(url)
+        try:
             while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
                 with lock:
                     i = next(counter, None)
@@ -164,13 +211,15 @@ def load(url: str, call: Call, clients: int, requests: int, max_seconds: float,
                     return
                 t = time.perf_counter()
                 try:
-                    ok = call(c, i).status_code == 200
-                except httpx.HTTPError:
+                    ok = call(conn, i) == 200
+                except (OSError, http.client.HTTPException, ValueError):
                     ok = False
                 ms = (time.perf_counter() - t) * 1000
                 with lock:
                     latencies.append(ms)
                     errors += 0 if ok else 1
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     t0 = time.perf_counter()
@@ -202,34 +251,57 @@ def drop_cache(index_dir: Path) -> None:
         p.unlink()
 
 
-def rebuild_window(server: Server, rebuild_requests: int, max_seconds: float) -> tuple[Figures, Figures, dict]:
-    """/v1/search with one client: idle, then while a cold rebuild runs."""
-    idle_lat, idle_err, idle_s = load(server.url, search_call, 1, rebuild_requests, max_seconds)
+def start_cold_rebuild(admin: httpx.Client, server: Server) -> str:
+    """Drop the embedding cache, swap the bench's own article for a new one, start a rebuild: its job_id."""
     drop_cache(server.root / "index")
+    for old in server.root.joinpath("corpus").glob("bench-rebuild-*.md"):
+        admin.delete(f"/v1/documents/{old.stem}").raise_for_status()
+    nonce = secrets.token_hex(6)
+    text = "\n\n".join(f"基准测试第{i}段（{nonce}）：社区网格员每周走访居民，收集诉求并及时反馈。" for i in range(6))
+    r = admin.post("/v1/documents", params={"rebuild": "true"},
+                   json={"title": "重建基准", "text": text, "doc_id": f"bench-rebuild-{nonce}", "date": "2026-01-01"})
+    r.raise_for_status()
+    return str(r.json()["job_id"])
+
+
+def rebuild_window(server: Server, rebuild_requests: int, max_seconds: float) -> tuple[Figures, Figures, dict]:
+    """/v1/search with one client: idle, then while cold rebuilds run (one after another until as many
+    requests were timed during rebuilds as idle, so both p99s rest on as many samples)."""
+    idle_lat, idle_err, idle_s = load(server.url, search_call, 1, rebuild_requests, max_seconds)
+    busy_lat: list[float] = []
+    busy_err, busy_s = 0, 0.0
+    jobs: list[dict] = []
     headers = {"Authorization": f"Bearer {server.token}"}
+    deadline = time.monotonic() + max_seconds * 20
     with httpx.Client(base_url=server.url, timeout=60, headers=headers) as admin:
-        r = admin.post("/v1/index/rebuild")
-        r.raise_for_status()
-        job_id = r.json()["job_id"]
-        done = threading.Event()
-        job: dict = {}
+        while len(busy_lat) < rebuild_requests and time.monotonic() < deadline:
+            job_id = start_cold_rebuild(admin, server)
+            done = threading.Event()
+            job: dict = {}
 
-        def poll() -> None:
-            nonlocal job
-            while not done.is_set():
-                job = admin.get(f"/v1/jobs/{job_id}").json()
-                if job["state"] in ("succeeded", "failed"):
-                    done.set()
-                    return
-                time.sleep(0.5)
+            def poll(job_id: str = job_id, done: threading.Event = done, job: dict = job) -> None:
+                while not done.is_set():
+                    job.update(admin.get(f"/v1/jobs/{job_id}").json())
+                    if job["state"] in ("succeeded", "failed"):
+                        done.set()
+                        return
+                    time.sleep(0.5)
 
-        poller = threading.Thread(target=poll)
-        poller.start()
-        busy_lat, busy_err, busy_s = load(server.url, search_call, 1, 10**6, max_seconds * 20, stop=done)
-        done.set()
-        poller.join()
+            poller = threading.Thread(target=poll)
+            poller.start()
+            lat, err, secs = load(server.url, search_call, 1, 10**6, deadline - time.monotonic(), stop=done)
+            done.set()
+            poller.join()
+            busy_lat += lat
+            busy_err += err
+            busy_s += secs
+            jobs.append(job)
+            if job.get("state") != "succeeded":
+                break
+    summary = {"rebuilds": len(jobs), "states": sorted({str(j.get("state")) for j in jobs}),
+               "generation": jobs[-1].get("generation") if jobs else None}
     return (figures(server.workers, "search idle", 1, idle_lat, idle_err, idle_s),
-            figures(server.workers, "search during rebuild", 1, busy_lat, busy_err, busy_s), job)
+            figures(server.workers, "search during rebuild", 1, busy_lat, busy_err, busy_s), summary)
 
 
 def metric_total(url: str, route: str) -> float:
@@ -256,7 +328,7 @@ def print_table(rows: list[Figures]) -> None:
 
 @contextlib.contextmanager
 def workspace(keep: bool) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="policyqa-bench-"))
+    root = Path(tempfile.mkdtemp(prefix="policyqa-bench-http-"))
     try:
         shutil.copytree(REPO / "corpus" / "raw", root / "corpus", ignore=shutil.ignore_patterns(".*"))
         (root / "index").mkdir()
@@ -268,6 +340,36 @@ def workspace(keep: bool) -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def medians(rows: list[Figures]) -> list[Figures]:
+    """One row per (workers, endpoint, clients): the median p50, p99 and req/s over the rounds."""
+    groups: dict[tuple[int, str, int], list[Figures]] = {}
+    for f in rows:
+        groups.setdefault((f.workers, f.endpoint, f.clients), []).append(f)
+    out = []
+    for fs in groups.values():
+        out.append(replace(fs[0], requests=sum(f.requests for f in fs), errors=sum(f.errors for f in fs),
+                           seconds=round(sum(f.seconds for f in fs), 2),
+                           p50_ms=round(statistics.median(f.p50_ms for f in fs), 1),
+                           p99_ms=round(statistics.median(f.p99_ms for f in fs), 1),
+                           rps=round(statistics.median(f.rps for f in fs), 2), round=0))
+    return out
+
+
+def rebuild_ratios(rows: list[Figures]) -> dict[str, float]:
+    """p99 during the rebuild / p99 idle, by workers (and round, when there are several)."""
+    out: dict[str, float] = {}
+    for busy in (f for f in rows if f.endpoint == "search during rebuild"):
+        idle = next(f for f in rows if f.endpoint == "search idle" and f.workers == busy.workers
+                    and f.round == busy.round)
+        key = f"{busy.workers}w" + (f" round {busy.round}" if busy.round else "")
+        out[key] = round(busy.p99_ms / idle.p99_ms, 2) if idle.p99_ms else float("nan")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
@@ -276,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ask-requests", type=int, default=60)
     p.add_argument("--rebuild-requests", type=int, default=100, help="idle search requests before the rebuild")
     p.add_argument("--max-seconds", type=float, default=60.0, help="cap per measurement")
+    p.add_argument("--repeat", type=int, default=1, help="rounds per server; the summary gives medians")
     p.add_argument("--no-rebuild", action="store_true", help="skip the rebuild measurement")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--keep", action="store_true", help="keep the temporary workspace (logs)")
@@ -285,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     token = secrets.token_hex(16)
     rows: list[Figures] = []
     notes: dict[str, object] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    loads: dict[str, list[float]] = {}
+    notes["load_average_1m"] = loads
 
     print_header()
     with workspace(args.keep) as root:
@@ -296,32 +401,41 @@ def main(argv: list[str] | None = None) -> int:
                 notes[f"ready_s_{workers}w"] = round(server.start(), 1)
                 load(server.url, search_call, 1, 10, 30)  # warm every worker a little
                 load(server.url, ask_call, 2, 6, 60)
-                for clients in client_counts:
-                    for name, call, n in (("search", search_call, args.search_requests),
-                                          ("ask", ask_call, args.ask_requests)):
-                        lat, err, secs = load(server.url, call, clients, n, args.max_seconds)
-                        rows.append(figures(workers, name, clients, lat, err, secs))
+                for rnd in range(1, args.repeat + 1):
+                    before = load_average()
+                    for clients in client_counts:
+                        for name, call, n in (("search", search_call, args.search_requests),
+                                              ("ask", ask_call, args.ask_requests)):
+                            lat, err, secs = load(server.url, call, clients, n, args.max_seconds)
+                            rows.append(replace(figures(workers, name, clients, lat, err, secs), round=rnd))
+                            print_row(rows[-1])
+                    if not args.no_rebuild:
+                        idle, busy, job = rebuild_window(server, args.rebuild_requests, args.max_seconds)
+                        rows += [replace(idle, round=rnd), replace(busy, round=rnd)]
+                        print_row(rows[-2])
                         print_row(rows[-1])
+                        notes[f"rebuild_{workers}w_round{rnd}"] = {**job, "window_s": busy.seconds}
+                    loads[f"{workers}w round {rnd}"] = [before, load_average()]
+                    print(f"# {workers} worker(s), round {rnd}: 1-minute load average {before} → "
+                          f"{load_average()} on {os.cpu_count()} CPUs", flush=True)
                 if workers > 1:
                     sent = sum(f.requests for f in rows if f.workers == workers and f.endpoint == "search") + 10
                     notes[f"metrics_search_count_{workers}w"] = {"sent": sent,
                                                                  "metrics": metric_total(server.url, "/v1/search")}
-                if not args.no_rebuild:
-                    idle, busy, job = rebuild_window(server, args.rebuild_requests, args.max_seconds)
-                    rows += [idle, busy]
-                    print_row(idle)
-                    print_row(busy)
-                    notes[f"rebuild_{workers}w"] = {"state": job.get("state"), "window_s": busy.seconds,
-                                                    "generation": job.get("generation")}
             finally:
                 server.stop()
 
     print()
-    print("== summary ==")
-    print_table(rows)
+    summary = medians(rows) if args.repeat > 1 else rows
+    print(f"== summary{f' (medians of {args.repeat} rounds)' if args.repeat > 1 else ''} ==")
+    print_table(summary)
+    if not args.no_rebuild:
+        notes["p99_rebuild_over_idle"] = rebuild_ratios(rows) | (
+            {f"{k} median": v for k, v in rebuild_ratios(summary).items()} if args.repeat > 1 else {})
     print(json.dumps(notes, ensure_ascii=False, indent=2))
     if args.json:
-        args.json.write_text(json.dumps({"figures": [asdict(f) for f in rows], "notes": notes},
+        args.json.write_text(json.dumps({"figures": [asdict(f) for f in rows],
+                                         "summary": [asdict(f) for f in summary], "notes": notes},
                                         ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return 1 if any(f.errors for f in rows) else 0
 

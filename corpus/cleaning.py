@@ -6,6 +6,10 @@ for every cleaned character, where it came from in the stored body, so any quote
 Steps: drop page chrome and site boilerplate; classify each line (title, subtitle, heading, byline,
 photo caption, body); split a page of unrelated stories into stories; drop repeated headings and
 repeated sentences; join paragraphs broken by page breaks; normalise whitespace.
+
+A document whose front matter says `cleaning: verbatim` (passages of external evaluation sets, which are
+clean text rather than captured pages) skips all of that: each non-empty line is one body paragraph, kept
+exactly as given apart from whitespace trimmed at its ends.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ MAX_HEADING_CHARS = 32  # standalone title lines in the seeds are 6-28 character
 MAX_LEAD_CAPTION_CHARS = 60
 MIN_DEDUP_SENTENCE = 12  # shorter repeats ("是的。") are normal prose
 MIN_JOIN_CHARS = 8
+VERBATIM = "verbatim"  # front-matter `cleaning:` value that keeps the text as given
 
 LEVEL_PLAIN = 5  # lettered heads and standalone title lines, below any Markdown level in use
 LEVEL_DASH = 9  # "——" subheads sit under the current section
@@ -381,8 +386,27 @@ def _drop_repeated_sentences(units: list[_Unit], removed: list[Removed]) -> list
     return out
 
 
+def _verbatim_units(raw: str) -> list[_Unit]:
+    """Each non-empty line as given, only trimmed at both ends."""
+    units: list[_Unit] = []
+    pos = 0
+    for line in raw.split("\n"):
+        base = pos
+        pos += len(line) + 1
+        s, e = 0, len(line)
+        while s < e and (line[s] in _WS or line[s].isspace()):
+            s += 1
+        while e > s and (line[e - 1] in _WS or line[e - 1].isspace()):
+            e -= 1
+        if s < e:
+            units.append(_Unit(list(line[s:e]), list(range(base + s, base + e)), s > 0))
+    return units
+
+
 def clean_document(doc: Document) -> CleanDocument:
     removed: list[Removed] = []
+    if doc.extra.get("cleaning") == VERBATIM:
+        return _assemble(doc, _verbatim_units(doc.raw), removed)
     units = _split_units(doc.raw, removed)
     for u in units:
         _classify(u)

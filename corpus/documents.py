@@ -24,6 +24,9 @@ DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 REQUIRED_FIELDS = ("title", "date", "source")
+# libyaml's parser with the safe constructor: the same values as yaml.safe_load, about 9x faster (it
+# matters for corpora of thousands of short documents, e.g. the external evaluation sets).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def parse_document(data: bytes, path: Path) -> Document:
         raise DocumentError("no_front_matter", "缺少以 --- 包围的 YAML 文件头",
                             "missing YAML front matter between --- lines")
     try:
-        meta = yaml.safe_load(m.group(1)) or {}
+        meta = yaml.load(m.group(1), Loader=_YAML_LOADER) or {}  # a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError as exc:
         raise DocumentError("bad_front_matter", f"文件头不是有效的 YAML：{exc}",
                             f"front matter is not valid YAML: {exc}") from exc

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,26 +19,56 @@ from service.settings import Settings
 
 EVAL_DIR = Path(__file__).resolve().parent
 RUNS_DIR = EVAL_DIR / "runs"
+log = logging.getLogger("policyqa")
 MODES = ("hybrid", "dense", "sparse")
 
 
-def _engine_for(set_name: str, settings: Settings) -> Any:
+def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True) -> tuple[Any, dict[str, Any]]:
+    """The engine for a set, and what preparing it did (external sets: their cached corpus and index)."""
     from eval.sets import EXTERNAL_DIR
     from service.engine import Engine
 
-    if (EXTERNAL_DIR / set_name / "corpus.jsonl").exists():
-        settings = prepare_external(set_name, settings)
+    if not (EXTERNAL_DIR / set_name / "corpus.jsonl").exists():
+        engine = Engine(settings)
+        engine.ensure_index()
+        return engine, {}
+    from eval.external import ensure_index
+    from service.cli import TqdmProgress
+
+    t0 = time.perf_counter()
+    settings = prepare_external(set_name, settings)
     engine = Engine(settings)
-    engine.ensure_index()
-    return engine
+    t1 = time.perf_counter()
+    bar = TqdmProgress(enabled=not quiet)
+    try:
+        result = ensure_index(engine, bar)
+    finally:
+        bar.close()
+    t2 = time.perf_counter()
+    info: dict[str, Any] = {"corpus_dir": str(settings.corpus_dir), "index_dir": str(settings.index_dir),
+                            "ids": str(settings.corpus_dir.parent / "ids.json"),
+                            "materialise_s": round(t1 - t0, 2), "index_s": round(t2 - t1, 2), "built": None}
+    if result is not None:
+        info["built"] = {"generation": result.generation, "chunks": result.chunks, "embedded": result.embedded,
+                         "cached": result.cached, "seconds": round(result.seconds, 2)}
+        print(f"built the {set_name} index: {result.chunks} chunks ({result.embedded} embedded, "
+              f"{result.cached} from cache) in {result.seconds:.1f}s", file=sys.stderr)
+    return engine, info
 
 
 def prepare_external(set_name: str, settings: Settings) -> Settings:
-    """External sets (eval/external/<name>/) need their own cached corpus and index: not built yet."""
+    """External sets (eval/external/<name>/): materialise their corpus under eval/cache/<name>/corpus/ and
+    return settings whose corpus_dir / index_dir point there (see eval/external.py)."""
+    from eval.external import external_settings
     from service.cli import CliError
 
-    raise CliError(f"external set {set_name!r}: building its cached index (eval/cache/{set_name}/) "
-                   "is not implemented yet")
+    try:
+        out, mat = external_settings(set_name, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(f"external set {set_name!r}: {exc}") from exc
+    log.info("external set %s: %d passage files written, %d unchanged, %d removed (%s)", set_name,
+             mat.written, mat.unchanged, mat.removed, mat.corpus_dir)
+    return out
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,16 +83,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
     modes = list(MODES) if args.mode == "all" else [args.mode]
+    t_start = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = Path(args.out) if args.out else RUNS_DIR / name / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
-    engine = _engine_for(name, settings)
-    meta = {"set": name, "modes": modes, "questions": len(questions), "limit": args.limit,
+    engine, external = _engine_for(name, settings, quiet=args.quiet)
+    t_ready = time.perf_counter()
+    meta: dict[str, Any] = {"set": name, "modes": modes, "questions": len(questions), "limit": args.limit,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "policyqa eval run " + " ".join(shlex.quote(a) for a in args.argv_tail),
             "index": index_fingerprint(engine.index.manifest)}
-    (run_dir / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    run_set(engine, questions, modes, run_dir / "run.jsonl", progress=not args.quiet)
+    doc_ids = None
+    if external:
+        from eval.external import load_id_map
+
+        meta["external"] = external
+        doc_ids = load_id_map(Path(external["ids"])).to_external  # run.jsonl reports the set's own doc ids
+    meta_path = run_dir / "meta.json"
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    run_set(engine, questions, modes, run_dir / "run.jsonl", progress=not args.quiet, doc_ids=doc_ids)
+    meta["timings_s"] = {"prepare": round(t_ready - t_start, 2),
+                         "questions": round(time.perf_counter() - t_ready, 2)}
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     metrics = score_dir(run_dir)
     write_report(run_dir, metrics, load_rows(run_dir / "run.jsonl"))
     print(summary_table(metrics))

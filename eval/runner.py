@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,9 @@ def _citation(d: dict[str, Any]) -> Citation:
                     quote=d["quote"], start=int(d["start"]), end=int(d["end"]))
 
 
-def run_question(engine: Engine, q: Question, mode: str) -> dict[str, Any]:
+def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One row of run.jsonl. `doc_ids` maps index doc ids to the set's own ids (external sets), applied to
+    the ranked documents and the citations after the citations were verified against the index."""
     t0 = time.perf_counter()
     resp = engine.search(q.question, SEARCH_K, mode)
     t1 = time.perf_counter()
@@ -47,10 +49,15 @@ def run_question(engine: Engine, q: Question, mode: str) -> dict[str, Any]:
             checks.append(False)
     citations = [{k: c.get(k) for k in ("n", "quote", "doc_id", "chunk_id", "start", "end")}
                  for c in a["citations"]]
+    ranked = [r.doc_id for r in resp.results]
+    if doc_ids:
+        ranked = [doc_ids.get(d, d) for d in ranked]
+        for c in citations:
+            c["doc_id"] = doc_ids.get(str(c["doc_id"]), c["doc_id"])
     return {
         "id": q.id, "mode": mode, "question": q.question, "tags": list(q.tags), "answerable": q.answerable,
         "answers": list(q.answers), "gold_docs": list(q.gold_docs), "require_all": q.require_all,
-        "ranked_doc_ids": [r.doc_id for r in resp.results],
+        "ranked_doc_ids": ranked,
         "ranked_chunk_ids": [r.chunk_id for r in resp.results],
         "answer": {"answer": a["answer"], "short_answer": a["short_answer"], "refused": a["refused"],
                    "reason": a["reason"], "confidence": a.get("confidence"), "citations": citations},
@@ -62,7 +69,7 @@ def run_question(engine: Engine, q: Question, mode: str) -> dict[str, Any]:
 
 
 def run_set(engine: Engine, questions: Sequence[Question], modes: Sequence[str], out_path: Path,
-            progress: bool = True) -> int:
+            progress: bool = True, doc_ids: Mapping[str, str] | None = None) -> int:
     """Write run.jsonl; returns the number of rows."""
     from tqdm import tqdm
 
@@ -74,7 +81,7 @@ def run_set(engine: Engine, questions: Sequence[Question], modes: Sequence[str],
         for mode in modes:
             bar.set_postfix(mode=mode)
             for q in questions:
-                f.write(json.dumps(run_question(engine, q, mode), ensure_ascii=False) + "\n")
+                f.write(json.dumps(run_question(engine, q, mode, doc_ids), ensure_ascii=False) + "\n")
                 n += 1
                 bar.update(1)
     return n

@@ -10,6 +10,20 @@ from typing import Any
 SETS_DIR = Path(__file__).resolve().parent / "sets"
 EXTERNAL_DIR = Path(__file__).resolve().parent / "external"
 ALL_ANSWERS_TAGS = frozenset({"list", "multi_doc", "conflict"})
+# External sets carry their own labels instead of tags; these become "<prefix>:<value>" tags so metrics are
+# broken down by them (ChronoQA: answer type, temporal type, explicit/implicit, one or several gold passages).
+LABEL_TAGS: tuple[tuple[str, str], ...] = (
+    ("answer_type", "answer"), ("temporal_type", "temporal"), ("temporal_expression_type", "expression"),
+    ("reference_document_count", "docs"),
+)
+
+
+def label_tags(row: dict[str, Any]) -> tuple[str, ...]:
+    """Tags from an external set's label fields (and `answer_in_gold`), for rows without `tags`."""
+    tags = [f"{prefix}:{row[field]}" for field, prefix in LABEL_TAGS if row.get(field)]
+    if isinstance(row.get("answer_in_gold"), bool):
+        tags.append("answer_in_gold" if row["answer_in_gold"] else "answer_not_in_gold")
+    return tuple(tags)
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,8 @@ class Question:
         answerable = bool(row["answerable"]) if "answerable" in row else bool(answers)
         return cls(id=str(row["id"]), question=str(row["question"]), answers=answers,
                    gold_docs=tuple(str(g) for g in gold), evidence=tuple(row.get("evidence") or ()),
-                   answerable=answerable, tags=tuple(row.get("tags") or ()))
+                   answerable=answerable,
+                   tags=tuple(row["tags"]) if "tags" in row else label_tags(row))
 
 
 def external_sets() -> list[str]:

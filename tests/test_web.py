@@ -1,31 +1,26 @@
 """The web page in a real headless Chromium against a real server.
 
 The server is `uvicorn --factory service.app:app_from_env` in a subprocess, on a free 127.0.0.1 port, with
-its own index folder and a copy of the stored articles. The browser is Debian's `chromium` (Playwright
-never downloads one here). Screenshots land in tests/artifacts/ (git-ignored).
+its own index folder and a copy of the stored articles (tests/conftest.py: LiveServer). The browser is
+Debian's `chromium` (Playwright never downloads one here). Screenshots land in tests/artifacts/
+(git-ignored).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import FACTORY, LiveServer, make_workspace, running
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-REPO = Path(__file__).resolve().parent.parent
-RAW_DIR = REPO / "corpus" / "raw"
 # The app factory under test. POLICYQA_WEB_TEST_APP may name another factory (a stand-in used while
 # developing the page); it defaults to the real service.
-APP = os.environ.get("POLICYQA_WEB_TEST_APP", "service.app:app_from_env")
+APP = os.environ.get("POLICYQA_WEB_TEST_APP", FACTORY)
 READY_TIMEOUT_S = 600  # the first start prepares the model and builds the index
 ASK_TIMEOUT_MS = 120_000
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -43,58 +38,12 @@ def _chromium_path() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _log_tail(path: Path, chars: int = 4000) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a real server started for this module; stopped afterwards."""
-    root = tmp_path_factory.mktemp("web-server")
-    corpus_dir = root / "raw"
-    shutil.copytree(RAW_DIR, corpus_dir)
-    index_dir = root / "index"
-    index_dir.mkdir()
-    env = {**os.environ, "POLICYQA_INDEX_DIR": str(index_dir), "POLICYQA_CORPUS_DIR": str(corpus_dir)}
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        # a log file, not a pipe: an unread pipe would block a chatty server
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", APP, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode} before /readyz answered:\n{_log_tail(log_path)}")
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass  # not listening yet, or not ready (503)
-            if time.monotonic() > deadline:
-                pytest.fail(f"/readyz not ready after {READY_TIMEOUT_S}s:\n{_log_tail(log_path)}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real server started for this module (no admin token); stopped afterwards."""
+    ws = make_workspace(tmp_path_factory.mktemp("web-server"))
+    with running(LiveServer(ws, ws.env(admin_token=None), name="web", factory=APP), READY_TIMEOUT_S) as live:
+        yield live.url
 
 
 @pytest.fixture(scope="module")
@@ -132,18 +81,27 @@ def _no_horizontal_overflow(page: Page, width: int) -> None:
     assert scroll_width <= width, f"page is {scroll_width}px wide at a {width}px viewport"
 
 
-def test_ask_cite_refuse_documents_mobile(browser: Browser, server: str, artifacts_dir: Path) -> None:
+@contextlib.contextmanager
+def watched_page(browser: Browser, base: str) -> Iterator[tuple[Page, list[str]]]:
+    """A desktop-sized page and the problems seen on it: script errors, console errors, and requests to
+    anywhere but `base` (a page may talk to its own origin only: no CDN, no fonts, no analytics)."""
     context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    # the page may talk to its own origin only (no CDN, no fonts, no analytics)
     page.on("request", lambda r: problems.append(f"off-site request: {r.url}")
-            if r.url.startswith(("http:", "https:")) and not r.url.startswith(server) else None)
+            if r.url.startswith(("http:", "https:")) and not r.url.startswith(base) else None)
     try:
-        page.goto(f"{server}/")
+        yield page, problems
+    finally:
+        context.close()
+
+
+def test_ask_cite_refuse_documents_mobile(browser: Browser, web_server: str, artifacts_dir: Path) -> None:
+    with watched_page(browser, web_server) as (page, problems):
+        page.goto(f"{web_server}/")
         expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
 
         # --- an answerable question: cited answer, marker [1] opens the source with the quote marked
@@ -187,7 +145,7 @@ def test_ask_cite_refuse_documents_mobile(browser: Browser, server: str, artifac
         items.first.click()
         doc_text = page.locator("#doc-detail .doc-text")
         expect(doc_text).to_be_visible()
-        api_doc = page.request.get(f"{server}/v1/documents/{doc_id}").json()
+        api_doc = page.request.get(f"{web_server}/v1/documents/{doc_id}").json()
         assert api_doc["text"].strip()
         assert doc_text.text_content() == api_doc["text"]
 
@@ -202,5 +160,13 @@ def test_ask_cite_refuse_documents_mobile(browser: Browser, server: str, artifac
         page.screenshot(path=str(artifacts_dir / "web-mobile.png"), full_page=True)
 
         assert not problems, "\n".join(problems)
-    finally:
-        context.close()
+
+
+def test_api_docs_render_offline(browser: Browser, web_server: str, artifacts_dir: Path) -> None:
+    """Swagger UI renders from the server's own files: no request leaves the server."""
+    with watched_page(browser, web_server) as (page, problems):
+        page.goto(f"{web_server}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("policyqa")
+        expect(page.locator(".opblock-summary-path", has_text="/v1/search").first).to_be_visible()
+        page.screenshot(path=str(artifacts_dir / "web-api-docs.png"))
+        assert not problems, "\n".join(problems)

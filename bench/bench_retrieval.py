@@ -13,7 +13,9 @@ What it measures, on this machine, through the project's own code paths:
      builder makes it at/above the threshold) and ``index.store.load_index`` + ``Retriever`` query it
      with real encoded queries. The same vectors in an exact ``IndexFlatIP`` are swapped into the loaded
      index for the flat figures. Also: jieba tokenisation rate, bm25s build time and memory at N, the
-     build_index time of that generation (every vector cached) and of an unchanged rebuild at N.
+     build_index time of that generation (every vector cached) and of an unchanged rebuild at N, and exact
+     search time against the number of vectors (10k..N; DenseIndex.search, FAISS's default OpenMP team,
+     fp16 storage), which is what the HNSW threshold trades against.
   3. Builds in temporary index folders with a fresh, empty embedding cache: cold build of the seed corpus
      (chunks/s; model load, encoding, dense, sparse and write stages); a rebuild after adding one article
      (chunks embedded, seconds); unchanged rebuilds (chunks/s; the encoder must not load, which is
@@ -26,7 +28,7 @@ Each torch thread count runs in fresh subprocesses (the torch thread count is pr
 thread counts, several repetitions; the figures quoted are medians over repetitions of each run's p50/p99.
 Targets (2-core machine) are printed beside the figures.
 
-    .venv/bin/python bench/bench_retrieval.py                      # the full run (~20-40 min on 2 busy vCPUs)
+    .venv/bin/python bench/bench_retrieval.py                      # the full run (~35 min on 2 busy vCPUs)
     nice -n 10 .venv/bin/python bench/bench_retrieval.py --json bench-retrieval.json
     .venv/bin/python bench/bench_retrieval.py --quick              # small sizes, one repetition
     .venv/bin/python bench/bench_retrieval.py --quick --synthetic 20000 --threads 1
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -543,7 +546,55 @@ def child_synth_build(p: dict[str, Any]) -> dict[str, Any]:
     out["flat_build_s"] = time.perf_counter() - t
     flat.save(root / "flat.faiss")
     out["flat_path"] = str(root / "flat.faiss")
+    del flat
+    out["flat_curve"] = flat_curve(vectors)
     out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def flat_curve(vectors: np.ndarray, queries: int = 60) -> list[dict[str, Any]]:
+    """Exact search time against the number of vectors (where the HNSW threshold should sit): through
+    DenseIndex.search, with FAISS's default OpenMP team on a raw IndexFlatIP, and fp16-stored."""
+    import faiss
+
+    from index.dense import DenseIndex
+
+    n, dim = vectors.shape
+    rng = np.random.default_rng(1)
+    qv = vectors[rng.choice(n, size=queries, replace=n < queries)]
+    qv = qv + rng.standard_normal(qv.shape, dtype=np.float32) * (0.2 / np.sqrt(dim))
+    qv = np.ascontiguousarray(qv / np.linalg.norm(qv, axis=1, keepdims=True), dtype=np.float32)
+
+    def times(search: Callable[[np.ndarray], Any]) -> tuple[float, float]:
+        for i in range(3):
+            search(qv[i : i + 1])
+        ms = []
+        for i in range(queries):
+            t = time.perf_counter()
+            search(qv[i : i + 1])
+            ms.append((time.perf_counter() - t) * 1000)
+        return pct(ms)
+
+    out = []
+    for size in sorted({s for s in (10_000, 25_000, 50_000, 100_000, n) if s <= n}):
+        part = np.ascontiguousarray(vectors[:size])
+        dense = DenseIndex.build(part, hnsw_threshold=size + 1)
+        raw = faiss.IndexFlatIP(dim)
+        raw.add(part)
+        fp16 = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        fp16.train(part[:10_000])
+        fp16.add(part)
+        before = faiss.omp_get_max_threads()
+        row: dict[str, Any] = {"n": size, "faiss_default_threads": before,
+                               "dense_search": times(functools.partial(dense.search, k=50)),
+                               "default_team": times(functools.partial(raw.search, k=50))}
+        faiss.omp_set_num_threads(1)
+        try:
+            row["fp16_one_thread"] = times(functools.partial(fp16.search, k=50))
+        finally:
+            faiss.omp_set_num_threads(before)
+        out.append(row)
+        del dense, raw, fp16
     return out
 
 
@@ -1027,6 +1078,13 @@ def report_synthetic(sb: dict[str, Any], syn: dict[str, Any], s_threads: list[in
           f"write {fmt(st['write'])} s); dense {sb['dense_kind']} at threshold {sb['hnsw_threshold']:,} (HNSW M=32, "
           f"efConstruction 200, efSearch 128), {fmt(sb['dense_disk_mb'])} MB; exact IndexFlatIP build "
           f"{fmt(sb['flat_build_s'], 2)} s; child peak RSS {fmt(sb['peak_rss_mb'], 0)} MB")
+    print(f"  exact search of one query (k=50) against the number of vectors, ms p50/p99 ({len(sb['flat_curve'])} sizes, "
+          "60 queries each):")
+    print(f"  {'vectors':>10}{'DenseIndex.search':>22}{'FAISS default team':>22}{'fp16 storage, 1 thread':>26}")
+    for row in sb["flat_curve"]:
+        cells = [f"{fmt(row[k][0])} / {fmt(row[k][1])}" for k in ("dense_search", "default_team", "fp16_one_thread")]
+        print(f"  {row['n']:>10,}{cells[0]:>22}{cells[1] + ' (' + str(row['faiss_default_threads']) + ' thr)':>22}"
+              f"{cells[2]:>26}")
     for label in ("flat", "hnsw"):
         s = syn[label]
 

@@ -207,6 +207,40 @@ def test_dense_exact_and_hnsw_agree() -> None:
     assert (a.ids[:, 0] == np.arange(50)).all()
 
 
+def test_single_query_search_runs_on_the_calling_thread_only() -> None:
+    import threading
+
+    import faiss
+
+    from index.dense import SINGLE_THREAD_MAX_QUERIES
+
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(3000, 32)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    q = v[:40] + 0.01
+    before = faiss.omp_get_max_threads()
+    seen: list[int] = []
+    for index in (DenseIndex.build(v, hnsw_threshold=10**9), DenseIndex.build(v, hnsw_threshold=1000)):
+        batch = index.search(q, 10)  # > SINGLE_THREAD_MAX_QUERIES: FAISS's default team
+        assert q.shape[0] > SINGLE_THREAD_MAX_QUERIES
+        for i in range(q.shape[0]):
+            one = index.search(q[i], 10)
+            assert one.ids[0].tolist() == batch.ids[i].tolist()
+            np.testing.assert_allclose(one.scores[0], batch.scores[i], rtol=1e-5, atol=1e-6)
+        assert faiss.omp_get_max_threads() == before  # restored after each search
+
+        # Searches in other threads set and restore their own value only.
+        def other(index: DenseIndex = index) -> None:
+            index.search(q[0], 5)
+            seen.append(faiss.omp_get_max_threads())
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert faiss.omp_get_max_threads() == before
+    assert len(seen) == 2
+
+
 def test_rrf_fuses_and_dedupes() -> None:
     hits = rrf([(1, 0.9), (2, 0.8), (1, 0.7)], [(2, 10.0), (3, 5.0)], k=60)
     assert [h.row for h in hits] == [2, 1, 3]

@@ -235,9 +235,7 @@ def _classify(u: _Unit) -> None:
         u.kind = "byline"
     elif _CREDIT.search(text) or (_PHOTO_SAYS.search(text) and len(text) <= 80):
         u.kind = "caption"
-    elif _LETTERED.match(text) and len(text) <= MAX_HEADING_CHARS and not ends_sentence(text):
-        u.kind, u.level = "heading", LEVEL_PLAIN
-    elif _looks_like_heading(text):
+    elif (_LETTERED.match(text) and len(text) <= MAX_HEADING_CHARS and not ends_sentence(text)) or _looks_like_heading(text):
         u.kind, u.level = "heading", LEVEL_PLAIN
     else:
         u.kind = "body"

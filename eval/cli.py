@@ -187,11 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     import service.cli as scli
 
     original = scli._extra_commands
-    scli._extra_commands = lambda: [*original(), register]  # type: ignore[assignment]
+    scli._extra_commands = lambda: [*original(), register]
     try:
         return service_main(argv)
     finally:
-        scli._extra_commands = original  # type: ignore[assignment]
+        scli._extra_commands = original
 
 
 def _registered() -> list[str]:

@@ -195,6 +195,8 @@ def build_index(
                 progress("embed", embedded[0], total)
 
             fresh: dict[str, np.ndarray] = {}
+            # longest first across the whole build, so each batch holds texts of about one length (less padding)
+            missing.sort(key=lambda i: len(texts[i]), reverse=True)
             step = max(batch_size * 4, 64)  # cache in slices so an interrupted build keeps its work
             for s in range(0, len(missing), step):
                 part = missing[s : s + step]

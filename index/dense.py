@@ -81,7 +81,7 @@ class DenseIndex:
             n = queries.shape[0]
             return DenseHits(np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
         if self.kind == "hnsw":
-            self._index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+            self._index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)  # type: ignore[attr-defined]
         small = queries.shape[0] <= SINGLE_THREAD_MAX_QUERIES
         with _faiss_threads(1) if small else contextlib.nullcontext():
             scores, ids = self._index.search(queries, k)

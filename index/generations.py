@@ -21,7 +21,7 @@ GENERATIONS = "generations"
 KEEP_GENERATIONS = 2  # the current one and the previous good one
 
 
-class IndexError_(RuntimeError):  # noqa: N801 - the builtin IndexError means something else
+class IndexError_(RuntimeError):
     """Base of the index stage's errors; `hint` tells the operator what to do."""
 
     code = "index_error"

@@ -24,6 +24,7 @@ from service.extraction import (
     PLACE_RE,
     QUOTED_RE,
     cn_number_value,
+    counts,
     fits_constraint,
     is_rate,
     number_spans,
@@ -31,17 +32,20 @@ from service.extraction import (
     short_answer,
     unit_of,
 )
-from service.questions import ALIASES, CITIES, QuestionInfo, analyse
+from service.questions import ALIASES, CITIES, QuestionInfo, analyse, asks_future
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 ANSWER_PASSAGES = 6
-NON_FACTOID_FACTOR = 0.5  # passages whose sentences compete for the answer
+NON_FACTOID_FACTOR = 0.5  # share of the confidence threshold that why/how/list questions need
 TOPIC_DROP = 0.75  # a consistent sentence this much less on topic than the best one does not answer
+UNSEEN_WEIGHT = 0.25
 ANCHOR_WEIGHT = 0.4  # for number questions: the words right before a number say what it counts
 
 MEASURE_ZH = {"rank": "名次", "percent": "比例", "money": "金额", "duration": "时长", "area": "面积",
               "person_times": "人次"}
+# a year the passage's facts are about, not one they are compared with ("比2023年增加53个村")
+_TOPIC_YEAR_RE = re.compile(r"(?<![比较])((?:19|20)\d{2})年(?!以来)")
 _NOT_YET_RE = re.compile(r"另行通知|另行公布|尚未确定|尚未公布|暂未|待定")
 REASONS_ZH = {
     "no_evidence": "所给文档没有提到问题中的关键内容",
@@ -173,7 +177,12 @@ class Answerer:
 
     # --- scoring ---------------------------------------------------------------------------------------
     def _weights(self, info: QuestionInfo) -> dict[str, float]:
-        return {w: self._idf(w) for w in info.keywords}
+        # A word the corpus never uses (歇脚, 乡亲) is the asker's own wording: it cannot tell passages apart
+        # and would sink every sentence's coverage; `missing_rare` accounts for it separately.
+        return {w: self._idf(w) * (UNSEEN_WEIGHT if self._unseen(w) else 1.0) for w in info.keywords}
+
+    def _unseen(self, word: str) -> bool:
+        return all(self.index.sparse.doc_freq(t) == 0 for t in (self.segmenter.tokens(word) or [word]))
 
     def _idf(self, word: str) -> float:
         toks = self.segmenter.tokens(word) or [word]
@@ -206,6 +215,8 @@ class Answerer:
             spans = [m.group(0) for m in number_spans(text) if "每" in info.text or not is_rate(text, m)]
             if not spans:
                 return 0.0
+            if info.counted and any(counts(text, m, info.counted) for m in number_spans(text)):
+                return 1.0
             if info.unit and any(info.unit in s or unit_of(s) == info.unit for s in spans):
                 return 1.0
             return 0.6
@@ -346,12 +357,19 @@ class Answerer:
         # question words the corpus has never seen and no retrieved passage contains: a sign it asks about
         # something the articles do not cover
         missing_rare = sum(1 for w in info.keywords
-                           if len(w) >= 2 and not self._present(w, seen)
-                           and all(self.index.sparse.doc_freq(t) == 0 for t in (self.segmenter.tokens(w) or [w])))
+                           if len(w) >= 2 and not self._present(w, seen) and self._unseen(w))
+        weights = self._weights(info)
+        context = f"{best.passage.title} {' '.join(best.passage.section)} {best.passage.text}"
+        top_w = max(weights.values(), default=0.0)
+        absent = [wt for w, wt in weights.items() if not self._present(w, context)]
+        in_sent = sum(wt for w, wt in weights.items() if self._present(w, best.text))
         return {"coverage": best.coverage, "type_match": best.type_match,
                 "dense_top": max((p.dense_score or 0.0) for p in passages),
                 "unit_match": unit_match, "short_missing": 1.0 if info.factoid and short is None else 0.0,
-                "missing_rare": float(min(missing_rare, 2)), "anchor": best.anchor}
+                "missing_rare": float(min(missing_rare, 2)), "anchor": best.anchor,
+                "dense_best": best.passage.dense_score or 0.0, "rank_best": float(best.passage.rank),
+                "sent_cov": in_sent / sum(weights.values()) if weights else 0.0,
+                "max_missing": max(absent, default=0.0) / top_w if top_w else 0.0}
 
     def _year_supported(self, year: str, cand: _Candidate) -> bool:
         """The sentence's facts are from `year`: it says so, or the passage's last year mention before it does,
@@ -362,7 +380,7 @@ class Answerer:
             return year in stated
         if year in p.title or any(year in s for s in p.section):
             return True
-        before = re.findall(r"((?:19|20)\d{2})年", p.text[: cand.start - p.start])
+        before = _TOPIC_YEAR_RE.findall(p.text[: cand.start - p.start])
         if before:
             return before[-1] == year
         if re.search(r"(?:19|20)\d{2}年", p.text):
@@ -381,8 +399,12 @@ class Answerer:
         for y in info.years:
             if not self._year_supported(y, cand):
                 return f"找到的段落没有提到{y}年的情况"
-        for term in (*info.periods, *info.ordinals, *info.quoted):
-            if term not in p.text and term not in headings:
+        # a quoted word the articles never use is the asker's own scare quote (“后进”), not a name to find
+        quoted = tuple(t for t in info.quoted if self._in_corpus(t))
+        for term in (*info.periods, *info.ordinals, *quoted):
+            # a document's short title (《实施意见》) may be named anywhere in the article the sentence is from
+            scope = doc.text if doc is not None and f"《{term}》" in info.text else p.text
+            if term not in scope and term not in headings:
                 return f"找到的段落没有提到“{term}”"
         missing_places = []
         for pl in info.places:
@@ -394,6 +416,9 @@ class Answerer:
         if missing_places and (len(missing_places) == len(info.places) or not info.any_place):
             return f"找到的段落没有关于“{missing_places[0]}”的内容"
         return None
+
+    def _in_corpus(self, term: str) -> bool:
+        return any(term in d.text for d in self.index.documents.values())
 
     def _not_yet(self, info: QuestionInfo, text: str) -> bool:
         """The sentence says the asked-for fact is not known yet ('具体恢复运营时间另行通知')."""
@@ -410,12 +435,14 @@ class Answerer:
         th = self.thresholds
         if signals["coverage"] < th.out_of_scope_coverage and signals["dense_top"] < th.out_of_scope_dense:
             return "out_of_scope", None
+        if asks_future(info.text):
+            return "out_of_scope", "资料库收录的是已发表的报道，不能回答关于今后几天的问题"
         if missing is not None:
             return "no_evidence", missing
         if self._not_yet(info, best.text):
             return "no_evidence", "资料只说明该信息尚未公布"
-        # Explanatory questions (why/how/list) have no short fact to get wrong and the calibration set is
-        # factoid-heavy, so they need only half the confidence.
+        # Explanatory questions (why/how/list) have no short fact to get wrong, and their best sentence
+        # rarely covers the question's words, so they need only part of the confidence (calibrated alike).
         needed = th.min_confidence if info.factoid else th.min_confidence * NON_FACTOID_FACTOR
         if confidence < needed:
             return "low_confidence", None

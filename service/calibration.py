@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from service.answering import CALIBRATION_FILE, FEATURES, Answerer, Thresholds
+from service.answering import CALIBRATION_FILE, FEATURES, NON_FACTOID_FACTOR, Answerer, Thresholds
+from service.questions import FACTOID_TYPES
 
 L2 = 0.05
+F1_TOLERANCE = 0.03
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 4000, lr: float = 0.5) -> tuple[np.ndarray, float]:
@@ -50,22 +52,23 @@ def calibrate(answerer: Answerer, questions: list[dict[str, Any]], set_name: str
                        min_confidence=0.5, out_of_scope_coverage=neutral.out_of_scope_coverage,
                        out_of_scope_dense=neutral.out_of_scope_dense)
     probs = np.array([model.confidence(a.signals) for _, a in free])
+    # the same rule the answerer applies: explanatory questions need only part of the confidence
+    scale = np.array([1.0 if a.answer_type in FACTOID_TYPES else NON_FACTOID_FACTOR for _, a in free])
     unans_total = sum(1 for q, _ in rows if not q["answerable"])
     rule_refused_unans = sum(1 for q, a in rows if a.refused and not q["answerable"])
     rule_refused_ans = sum(1 for q, a in rows if a.refused and q["answerable"])
-    best: tuple[float, float, float, float] | None = None
+    curve = []
     for t in np.linspace(0.05, 0.95, 91):
-        refused = probs < t
+        refused = probs < t * scale
         tp = rule_refused_unans + int(((y == 0) & refused).sum())
         fp = rule_refused_ans + int(((y == 1) & refused).sum())
         prec = tp / max(1, tp + fp)
         rec = tp / max(1, unans_total)
-        f1 = 2 * prec * rec / max(1e-9, prec + rec)
-        # prefer the balanced threshold; among equals the lower one (answer more)
-        if best is None or f1 > best[0] + 1e-9:
-            best = (f1, float(t), prec, rec)
-    assert best is not None
-    f1, t, prec, rec = best
+        curve.append((2 * prec * rec / max(1e-9, prec + rec), float(t), prec, rec))
+    # The balanced (best-F1) threshold, except that the lowest threshold within F1_TOLERANCE of it wins: on a
+    # set this small such a gap is one or two questions, and a needless refusal withholds a correct answer.
+    top = max(c[0] for c in curve)
+    f1, t, prec, rec = min((c for c in curve if c[0] >= top - F1_TOLERANCE), key=lambda c: c[1])
     return {
         "command": f"policyqa calibrate --set {set_name}",
         "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -70,7 +70,7 @@ def _corpus(settings: Settings) -> ChunkedCorpus:
 
 def cmd_corpus_stats(args: argparse.Namespace, settings: Settings) -> int:
     c = _corpus(settings)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for d in c.documents:
         cl = c.cleaned[d.doc_id]
         lens = [len(ch.text) for ch in c.chunks if ch.doc_id == d.doc_id]
@@ -80,7 +80,7 @@ def cmd_corpus_stats(args: argparse.Namespace, settings: Settings) -> int:
             "chunk_len": _dist(lens),
         })
     all_lens = [len(ch.text) for ch in c.chunks]
-    summary = {"documents": len(c.documents), "stories": sum(r["stories"] for r in rows),
+    summary: dict[str, Any] = {"documents": len(c.documents), "stories": sum(r["stories"] for r in rows),
                "sections": sum(r["sections"] for r in rows), "chunks": len(c.chunks),
                "chunk_len": _dist(all_lens), "problems": [str(p) for p in c.problems], "per_document": rows}
     if args.json:

@@ -13,12 +13,12 @@ NUMBER_RE = re.compile(
     r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千]+(?=[万亿千百]?[多余]?[名个项条次家支所座户种类批方面级人万亿成]))"
     r"(?:[万亿千百]+)?(?:多|余)?"
     r"(?:%|％|名|个|人次|人|亿元|万元|元|平方米|公里|亩|项|条|次|家|支|所|座|户|本|期|场|班次|艘|件|岁|级|天|年|倍|辆|"
-    r"类|种|批|方面|层|成|小时|分钟|米|号)?"
+    r"类|种|批|方面|层|成|小时|分钟|米|号|趟)?"
     r"(?:以上|左右|多|余)?"
 )
 DATE_RE = re.compile(r"(?:\d{4}年)?\d{1,2}月(?:\d{1,2}日)?(?:\d{1,2}时)?|\d{4}年(?:\d{1,2}月)?|[上下]半年|今年|去年|年初|年底")
 UNIT_RE = re.compile(r"(%|％|人次|名|个|人|亿元|万元|元|平方米|公里|亩|项|条|次|家|支|所|座|户|本|期|场|班次|艘|件|岁|级|天|"
-                     r"倍|辆|类|种|批|方面|层|成)")
+                     r"倍|辆|类|种|批|方面|层|成|趟)")
 _DIGIT = re.compile(r"[\d一二两三四五六七八九十]")
 _NAME_END = (r"(?=[，。、；：,;:\s“”（）()]|说|表示|指出|强调|介绍|认为|建议|参加|出席|主持|带队|陪同|直击|提出|就|在|对|为|"
              r"作|等|和|的|一行|同志|调研|$)")
@@ -52,6 +52,11 @@ def number_spans(text: str) -> list[re.Match[str]]:
             continue
         out.append(m)
     return out
+
+
+def counts(text: str, m: re.Match[str], noun: str | None) -> bool:
+    """The number is followed by what the question counts ('1383名党员' for 多少党员)."""
+    return noun is not None and noun in text[m.end():m.end() + len(noun) + 2]
 
 
 def is_rate(text: str, m: re.Match[str]) -> bool:
@@ -130,11 +135,12 @@ def short_answer(info: QuestionInfo, text: str) -> str | None:
             return None
         per_unit = "每" in q
 
-        def rank(m: re.Match[str]) -> tuple[float, float, int]:
+        def rank(m: re.Match[str]) -> tuple[float, float, float, int]:
+            counted = 1.0 if counts(text, m, info.counted) else 0.0
             unit_ok = 1.0 if info.unit and (info.unit in m.group(0) or unit_of(m.group(0)) == info.unit) else 0.0
             rate = 0.0 if per_unit or not is_rate(text, m) else 1.0
             dist = min((abs(a - m.start()) for a in anchors), default=50)
-            return (-unit_ok, rate, dist)
+            return (-counted, -unit_ok, rate, dist)
 
         return min(spans, key=rank).group(0)
     if kind == "date":
@@ -144,8 +150,8 @@ def short_answer(info: QuestionInfo, text: str) -> str | None:
         names = [(i, n) for i, n in role_names(text, info.role) if n not in q]
         return _nearest(names, anchors) if names else None
     if info.head:
-        spans = [(i, s) for i, s in head_spans(text, info.head) if s not in q]
-        return _nearest(spans, anchors) if spans else None
+        heads = [(i, s) for i, s in head_spans(text, info.head) if s not in q]
+        return _nearest(heads, anchors) if heads else None
     pattern = {"organization": ORG_RE, "place": PLACE_RE}.get(kind)
     if pattern is not None:
         for m in pattern.finditer(text):

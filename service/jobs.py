@@ -93,7 +93,7 @@ def new_job_id() -> str:
 
 def env_settings() -> Settings:
     """Settings from the POLICYQA_* environment (pydantic-settings fills every field)."""
-    return Settings()  # type: ignore[call-arg]
+    return Settings()
 
 
 def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -12,7 +12,7 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("why", re.compile(r"为什么|为何|原因|为啥|何以")),
     ("list", re.compile(r"哪几(?!年|月|天|号)")),
     ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|哪天|哪一天|什么时间|几号|何日|哪个月|什么日子")),
-    ("number", re.compile(r"多少|几[个名项条次年支家类种级批所座户期场人岁天倍成]|几方面|多大|多长|多高|多远|多重|"
+    ("number", re.compile(r"多少|几[个名项条次年支家类种级批所座户期场人岁天倍成趟辆艘班列位]|几方面|多大|多长|多高|多远|多重|"
                           r"比例|百分之几|占比|增幅|增长了?几|第几|多少钱|票价|股价|利率")),
     ("person", re.compile(r"谁|哪位|何人|什么人|叫什么名字|姓名")),
     ("list", re.compile(r"哪些|有哪几|包括什么|包括哪|包含哪|主要有|分别是|分别为")),
@@ -28,7 +28,7 @@ FACTOID_TYPES = frozenset({"number", "person", "place", "organization", "name", 
 
 _UNIT_RE = re.compile(
     r"(?:多少|几)(万|亿|千)?(名|个|人次|人|万人次|亿元|万元|元|平方米|公里|亩|项|条|次|家|支|所|座|户|本|期|场|班次|"
-    r"艘|件|岁|级|天|年|倍|辆|类|种|批|方面|多期|层|名党员)?")
+    r"艘|件|岁|级|天|年|倍|辆|类|种|批|方面|多期|层|名党员|趟|列|位)?")
 # Explicit measures a number answer must carry; a number in another unit answers a different question.
 _MEASURES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("rank", re.compile(r"第几|排名第?几|排第几")),
@@ -76,7 +76,8 @@ _QUOTED_Q_RE = re.compile(r"“([^”]{1,30})”|《([^》]{1,40})》")
 _YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年?")
 _PLACE_WORD_RE = re.compile(r"^[\u4e00-\u9fff]{1,5}(?:区|镇|村|县|街道|岛)$")
 _NOT_PLACE = frozenset({"小区", "社区", "城区", "园区", "全区", "全市", "农村", "乡村", "山区", "景区", "片区", "辖区",
-                        "商圈", "试验区", "示范区", "实验区", "该区", "本区", "各区", "新区", "乡镇", "村镇", "圩镇"})
+                        "商圈", "试验区", "示范区", "实验区", "该区", "本区", "各区", "新区", "乡镇", "村镇", "圩镇",
+                        "主城区", "老城区", "市区", "郊区", "驻区", "行政村", "自然村", "城镇"})
 
 # Places a question may name; one not found in the evidence means the question is about somewhere else.
 GAZETTEER = (
@@ -94,7 +95,10 @@ QUESTION_WORDS = frozenset({
     "请问", "一下", "呢", "哪", "哪位", "何时", "什么时候", "多大", "多长", "有没有", "是不是", "分别", "主要", "具体",
     "名", "个", "人", "年", "目前", "现在", "当时", "共有", "一共", "总共", "共", "了", "有", "是", "在", "的", "哪家",
     "叫", "叫做", "称为", "哪一年", "哪年", "哪天", "几月", "包括", "哪几", "情况", "介绍", "说说", "告诉", "我",
+    "多长时间", "多久", "大约", "大概", "左右", "如今", "至今", "哪方面", "哪种",
 })
+_FUTURE_RE = re.compile(r"明天|明日|后天|下周|下星期|下礼拜|下个月|今晚|明晚|未来几天|接下来几天")
+_COUNTED_RE = re.compile(r"(?:多少|几)(?:名|个|位|家|所|支)?")
 
 
 @dataclass(frozen=True)
@@ -113,13 +117,26 @@ class QuestionInfo:
     head: str | None = None  # what an organisation/place question asks for (企业, 学校)
     quoted: tuple[str, ...] = ()  # names the question puts in quotes (“质量月”, 《行动方案》)
     any_place: bool = False  # places joined by 和/与 (compare 江海区 and 江城区): one per sentence suffices
+    counted: str | None = None  # what a number question counts (多少党员 → 党员): the word after the number
 
 
 def answer_type(question: str) -> str:
     for name, pat in _TYPE_PATTERNS:
-        if pat.search(question):
+        m = pat.search(question)
+        if m and name == "person" and m.group(0) == "叫什么名字" and not _names_person(question[:m.start()]):
+            continue  # "服务台叫什么名字" asks for the name of a thing
+        if m:
             return name
     return "other"
+
+
+def _names_person(text: str) -> bool:
+    return any(r in text for r in ROLES) or bool(re.search(r"[他她]|这位|那位|同志|女士|先生|阿姨|大叔", text))
+
+
+def asks_future(question: str) -> bool:
+    """'明天江门会下雨吗': the library holds published articles, which cannot know what comes next."""
+    return bool(_FUTURE_RE.search(question))
 
 
 def question_role(q: str) -> str | None:
@@ -142,11 +159,14 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
     kind = answer_type(q)
     unit = None
     measure = None
+    counted = None
     if kind == "number":
         m = _UNIT_RE.search(q)
         if m:
             unit = "".join(g for g in m.groups() if g) or None
         measure = next((name for name, pat in _MEASURES if pat.search(q)), None)
+        if measure is None:
+            counted = _counted_noun(q, segmenter)
     role = question_role(q) if kind == "person" else None
     hm = _HEAD_RE.search(q) if kind in ("organization", "place", "name", "other") else None
     years = tuple(dict.fromkeys(_YEAR_RE.findall(q)))
@@ -169,4 +189,15 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
                         ordinals=tuple(dict.fromkeys(_ORDINAL_RE.findall(q))), role=role,
                         head=hm.group(1) if hm else None,
                         quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
-                        any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两", q)))
+                        any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)),
+                        counted=counted)
+
+
+def _counted_noun(q: str, segmenter: Segmenter) -> str | None:
+    """'有多少党员报名' → 党员: a number answering it is written right before that word ('1383名党员')."""
+    m = _COUNTED_RE.search(q)
+    if not m:
+        return None
+    words = segmenter.words(q[m.end():])
+    w = words[0] if words else ""
+    return w if len(w) >= 2 and re.fullmatch(r"[\u4e00-\u9fff]+", w) and w not in QUESTION_WORDS else None

@@ -65,6 +65,17 @@ def test_names_and_roles(real_engine, question: str, gold: str) -> None:  # type
     assert gold in a.answer
 
 
+def test_questions_about_the_coming_days_are_out_of_scope(real_engine) -> None:  # type: ignore[no-untyped-def]
+    a = real_engine.answer("下周江门还会有台风吗？")
+    assert a.refused and a.reason == "out_of_scope" and "已发表的报道" in a.answer
+
+
+def test_comparison_year_does_not_date_the_sentence(real_engine) -> None:  # type: ignore[no-untyped-def]
+    # "2024年，…比2023年增加53个村；农村居民人均收入增长5.6%": the 2023 is a comparison, the fact is 2024's
+    a = real_engine.answer("2024年江门农村居民人均收入增长了多少？")
+    assert not a.refused and "5.6%" in a.answer
+
+
 def test_sparse_mode_answers_with_dense_evidence(real_engine) -> None:  # type: ignore[no-untyped-def]
     a = real_engine.answer("江门市目前有多少名党员？", mode="sparse")
     assert not a.refused and a.short_answer == "21万多名"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from corpus.chunking import ChunkerConfig, chunk_document
 from corpus.cleaning import clean_document
 from corpus.documents import parse_document
@@ -42,7 +44,7 @@ def test_long_section_is_split_with_overlap(seed_corpus: ChunkedCorpus) -> None:
     doc = seed_corpus.documents[0]
     small = chunk_document(seed_corpus.cleaned[doc.doc_id], ChunkerConfig(max_chars=120, overlap_chars=60))
     assert len(small) > len([c for c in seed_corpus.chunks if c.doc_id == doc.doc_id])
-    overlaps = sum(1 for a, b in zip(small, small[1:], strict=False)
+    overlaps = sum(1 for a, b in itertools.pairwise(small)
                    if a.section == b.section and b.start < a.end)
     assert overlaps > 0
 

@@ -7,7 +7,7 @@ import pytest
 from index.fusion import rrf, score_fusion
 from index.segmentation import Segmenter
 from service.extraction import fits_constraint, is_rate, number_spans, role_names, short_answer
-from service.questions import analyse
+from service.questions import analyse, asks_future
 
 SEG = Segmenter()
 
@@ -33,6 +33,31 @@ def test_periods_ordinals_quotes_and_places() -> None:
     both = analyse("江门江海区和阳江江城区都推行的做法叫什么？", SEG)
     assert both.any_place and {"江门", "阳江"} <= set(both.places)
     assert not analyse("广州市人才资源总量达到多少？", SEG).any_place
+
+
+@pytest.mark.parametrize(("question", "kind", "unit", "counted"), [
+    ("阳江江城区有多少党员报名当了志愿者？", "number", None, "党员"),
+    ("2024年江门马拉松有多少名选手参赛？", "number", "名", "选手"),
+    ("江门站每天有几趟开往深圳北站的列车？", "number", "趟", None),
+    ("江门站为重点旅客提供服务的服务台叫什么名字？", "name", None, None),  # a thing's name, not a person's
+    ("江门市委书记叫什么名字？", "person", None, None),
+])
+def test_counted_nouns_and_name_questions(question: str, kind: str, unit: str | None, counted: str | None) -> None:
+    info = analyse(question, SEG)
+    assert (info.answer_type, info.unit, info.counted) == (kind, unit, counted)
+
+
+def test_counted_noun_picks_the_number_that_counts_it() -> None:
+    info = analyse("江城区有多少党员报名当了志愿者？", SEG)
+    text = "3000多名志愿者组成168个临时党支部，全区至今已有1383名党员登记为志愿者。"
+    assert short_answer(info, text) == "1383名"
+
+
+def test_generic_area_words_are_not_places_and_future_is_flagged() -> None:
+    assert analyse("“十三五”期间阳江主城区居民收入每年平均涨了多少？", SEG).places == ("阳江",)
+    assert "驻区" not in analyse("江海区社区大党委带动了多少家驻区单位？", SEG).places
+    assert asks_future("明天江门会下雨吗？") and asks_future("下周江门还会有台风吗？")
+    assert not asks_future("2024年9月江门启动了几级防风应急响应？")
 
 
 def test_number_spans_skip_dates_and_years() -> None:

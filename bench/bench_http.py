@@ -110,6 +110,8 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYQA_")}
         env.update({"POLICYQA_CORPUS_DIR": str(self.root / "corpus"), "POLICYQA_INDEX_DIR": str(self.root / "index"),
                     "POLICYQA_ADMIN_TOKEN": self.token, "POLICYQA_LOG_LEVEL": "warning",
+                    # the request mix repeats a few questions: measure the encoder, not the query cache
+                    "POLICYQA_QUERY_CACHE": "0",
                     "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
                     "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         return env

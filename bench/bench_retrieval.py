@@ -202,7 +202,7 @@ def timed_encoder_factory(threads: int, sink: dict[str, float]) -> Callable[[], 
         from index.encoder import Encoder
 
         t = time.perf_counter()
-        enc = Encoder(model_dir(), threads=threads)
+        enc = Encoder(model_dir(), threads=threads, query_cache=0)
         sink["encoder_load_s"] = time.perf_counter() - t
         return enc
 
@@ -634,7 +634,7 @@ def child_search(p: dict[str, Any]) -> dict[str, Any]:
 
     threads = int(p["threads"])
     t = time.perf_counter()
-    encoder = Encoder(model_dir(), threads=threads)
+    encoder = Encoder(model_dir(), threads=threads, query_cache=0)
     encoder_load_s = time.perf_counter() - t
     segmenter = Segmenter()
     segmenter.tokens("预热")
@@ -719,7 +719,7 @@ def child_quant(p: dict[str, Any]) -> dict[str, Any]:
     passages = [passage_text(c) for c in corpus.chunks]
     queries: list[str] = p["queries"]
     threads: list[int] = p["threads"]
-    fp32 = Encoder(model_dir(), threads=threads[0])
+    fp32 = Encoder(model_dir(), threads=threads[0], query_cache=0)
     t = time.perf_counter()
     # Per-channel weight scales: closer to fp32 than the per-tensor default (cosine ~0.986 vs ~0.977 mean).
     qmodel = quantize_dynamic(copy.deepcopy(fp32._model), {torch.nn.Linear: per_channel_dynamic_qconfig},

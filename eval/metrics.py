@@ -143,9 +143,10 @@ def f1_score(prediction: str, answers: Sequence[str]) -> float:
 
 
 def refusal_precision(refused: Sequence[bool], unanswerable: Sequence[bool]) -> float | None:
-    """Share of refused questions that are unanswerable; None when nothing was refused."""
+    """Share of refused questions that are unanswerable; None when nothing was refused, or when the set has no
+    unanswerable question (CMRC, ChronoQA: it would read 0 whatever the refusals; refusal_rate shows them)."""
     n_refused = sum(1 for r in refused if r)
-    if n_refused == 0:
+    if n_refused == 0 or not any(unanswerable):
         return None
     return sum(1 for r, u in zip(refused, unanswerable, strict=True) if r and u) / n_refused
 

@@ -114,7 +114,7 @@ class Encoder:
     Output rows are float32 and L2-normalised, so a dot product is the cosine similarity.
     """
 
-    def __init__(self, model_dir: Path, *, threads: int | None = None) -> None:
+    def __init__(self, model_dir: Path, *, threads: int | None = None, query_cache: int = QUERY_CACHE_SIZE) -> None:
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise FileNotFoundError(f"embedding model folder not found: {model_dir}")
@@ -136,6 +136,7 @@ class Encoder:
         # The same question is often encoded twice in a row (search, then answer; an eval run's search and
         # answer calls; a retried request): a small LRU of query vectors skips the repeat (~50 ms each here).
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_size = max(0, query_cache)  # 0 turns it off (benchmarks of the encoder itself)
 
     @property
     def dim(self) -> int:
@@ -177,7 +178,7 @@ class Encoder:
                     self._query_cache.move_to_end(items[i])
             for i in todo:
                 self._query_cache[items[i]] = out[i].copy()
-            while len(self._query_cache) > QUERY_CACHE_SIZE:
+            while len(self._query_cache) > self._query_cache_size:
                 self._query_cache.popitem(last=False)
         return out
 
@@ -199,6 +200,10 @@ class Encoder:
             if on_progress is not None:
                 on_progress(len(rows))
         return out
+
+    def clear_query_cache(self) -> None:
+        with self._lock:
+            self._query_cache.clear()
 
     def count_tokens(self, text: str, *, query: bool) -> int:
         """Tokens the model would see without truncation: prompt and special tokens included."""

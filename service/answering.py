@@ -32,7 +32,7 @@ from service.extraction import (
     short_answer,
     unit_of,
 )
-from service.questions import ALIASES, CITIES, QuestionInfo, analyse, asks_future
+from service.questions import ALIASES, CITIES, QuestionInfo, analyse, asks_future, expand_aliases
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
@@ -337,7 +337,7 @@ class Answerer:
         results = resp.results
         if not results or any(r.dense_score is not None for r in results):
             return results
-        qvec = self.retriever.encoder.encode_queries([resp.query])[0]
+        qvec = self.retriever.encoder.encode_queries([expand_aliases(resp.query)])[0]
         rows = [self.index.row_of(r.chunk_id) for r in results]
         scores = self.index.dense.similarities(qvec, rows)
         return tuple(replace(r, dense_score=float(sc)) for r, sc in zip(results, scores, strict=True))

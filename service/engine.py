@@ -52,7 +52,8 @@ class Engine:
     def encoder(self) -> TextEncoder:
         with self._lock:
             if self._encoder is None:
-                self._encoder = Encoder(self.model_dir(), threads=self.settings.torch_threads)
+                self._encoder = Encoder(self.model_dir(), threads=self.settings.torch_threads,
+                                        query_cache=self.settings.query_cache)
             return self._encoder
 
     # --- index ---------------------------------------------------------------------------------------

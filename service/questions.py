@@ -89,6 +89,17 @@ GAZETTEER = (
 CITIES = frozenset(GAZETTEER[:29])  # city names (not districts): mentioned in passing far more often
 # Other names of the place or thing a question may use (侨都 is what Jiangmen calls itself).
 ALIASES: dict[str, tuple[str, ...]] = {"侨都": ("江门",), "侨乡": ("江门",), "五邑": ("江门",), "共产党员": ("党员",)}
+PLACE_ALIASES = ("侨都", "侨乡", "五邑")
+
+
+def expand_aliases(question: str) -> str:
+    """'侨都农民收入…' → '侨都农民收入…（江门）': the embedding model does not know 侨都 is 江门, and BM25 cannot
+    match a name the articles do not use. Appended, so names like 侨都质量贷 stay whole."""
+    if "江门" in question or not any(a in question for a in PLACE_ALIASES):
+        return question
+    return f"{question}（江门）"
+
+
 # Words that only shape the question; they are not evidence to look for.
 QUESTION_WORDS = frozenset({
     "多少", "几", "什么", "哪些", "哪个", "哪里", "哪儿", "谁", "如何", "怎样", "怎么", "为什么", "为何", "是否", "吗",

@@ -14,6 +14,7 @@ from index.encoder import TextEncoder
 from index.fusion import FusedHit, rrf, score_fusion
 from index.segmentation import Segmenter
 from index.store import LoadedIndex
+from service.questions import expand_aliases
 
 Mode = Literal["hybrid", "dense", "sparse"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sparse")
@@ -90,6 +91,7 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> SearchResponse:
         q = validate_query(query, k, mode, self.max_k)
+        lookup = expand_aliases(q)
         timings: dict[str, float] = {}
         depth = max(CANDIDATES, k)
         dense_list: list[tuple[int, float]] = []
@@ -98,8 +100,8 @@ class Retriever:
         qvec: np.ndarray | None = None
         if mode in ("hybrid", "dense"):
             t = time.perf_counter()
-            truncated = self.encoder.truncates(q, query=True)
-            qvec = self.encoder.encode_queries([q])[0]
+            truncated = self.encoder.truncates(lookup, query=True)
+            qvec = self.encoder.encode_queries([lookup])[0]
             timings["encode"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             hits = self.index.dense.search(qvec[None, :], depth)
@@ -107,7 +109,7 @@ class Retriever:
             timings["dense"] = (time.perf_counter() - t) * 1000
         if mode in ("hybrid", "sparse"):
             t = time.perf_counter()
-            sh = self.index.sparse.search(self.segmenter.tokens(q), depth)
+            sh = self.index.sparse.search(self.segmenter.tokens(lookup), depth)
             sparse_list = [(int(i), float(s)) for i, s in zip(sh.ids, sh.scores, strict=True)]
             timings["sparse"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()

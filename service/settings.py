@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     model_dir: Path = Field(REPO_INDEX_DIR / "models" / "multilingual-e5-small",
                             description="Where the default model is prepared")
     torch_threads: int = Field(1, ge=1, le=64, description="Torch threads for encoding (1 is fastest here)")
+    query_cache: int = Field(256, ge=0, le=100_000,
+                             description="Query vectors kept for repeated questions (0 turns the cache off)")
     chunk_max_chars: int = Field(450, ge=50, le=4000, description="Longest chunk before a section is split")
     chunk_overlap_chars: int = Field(120, ge=0, le=2000, description="Longest sentence repeated across chunks")
     hnsw_threshold: int = Field(100_000, ge=1, description="Vector count from which FAISS uses HNSW")

@@ -7,7 +7,7 @@ import pytest
 from index.fusion import rrf, score_fusion
 from index.segmentation import Segmenter
 from service.extraction import fits_constraint, is_rate, number_spans, role_names, short_answer
-from service.questions import analyse, asks_future
+from service.questions import analyse, asks_future, expand_aliases
 
 SEG = Segmenter()
 
@@ -102,3 +102,10 @@ def test_score_fusion_keeps_a_clear_sparse_winner_and_breakdowns() -> None:
     assert rrf(dense, sparse)[0].row in (1, 2)
     assert [h.row for h in score_fusion(dense, [], alpha=0.3)] == [2, 1, 0]
     assert {h.row for h in fused} == {0, 1, 2}
+
+
+def test_aliases_of_jiangmen_are_added_to_the_lookup() -> None:
+    assert expand_aliases("侨都农民收入的增幅在珠三角排第几？") == "侨都农民收入的增幅在珠三角排第几？（江门）"
+    assert expand_aliases("“侨都质量贷”的利率是多少？").startswith("“侨都质量贷”")  # names stay whole
+    assert expand_aliases("江门侨乡有多少侨胞？") == "江门侨乡有多少侨胞？"  # already named
+    assert expand_aliases("台山有多少个驿站？") == "台山有多少个驿站？"

@@ -106,6 +106,7 @@ def test_refusal_precision_recall() -> None:
     assert refusal_precision(refused, unans) == pytest.approx(2 / 3)
     assert refusal_recall(refused, unans) == pytest.approx(2 / 3)
     assert refusal_precision([False, False], [True, False]) is None
+    assert refusal_precision([True, False], [False, False]) is None  # no unanswerable question to find
     assert refusal_recall([True], [False]) is None
     assert refusal_recall([False, True], [True, True]) == 0.5
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,6 +132,7 @@ def test_ask_cite_refuse_documents_mobile(browser: Browser, web_server: str, art
         refusal = page.locator("#refusal")
         expect(refusal).to_be_visible()
         expect(refusal).to_contain_text("资料中没有找到可靠答案")
+        expect(refusal.locator(".refusal-detail")).to_contain_text(re.compile("佛山|2019"))  # what is missing
         expect(page.locator("#answer")).to_be_hidden()
         assert page.locator("#refusal li.nearest").count() >= 1
         expect(page.locator("#refusal li.nearest").first).to_be_visible()

@@ -361,9 +361,14 @@
 
   function renderRefusal(data) {
     const reason = REASONS[data.reason] || "资料不足，未作回答";
+    // The answer text says what exactly is missing ("…：找到的段落没有关于“佛山”的内容。以下是…"): show it.
+    const detail = (String(data.answer || "").match(/：([^。]+)。/) || [])[1];
     refusalCard.append(
       el("h2", { class: "card-title", text: "资料中没有找到可靠答案" }),
       el("p", { class: "refusal-reason" }, "原因：", el("strong", { text: reason })));
+    if (detail && detail !== reason) {
+      refusalCard.append(el("p", { class: "refusal-detail", text: detail }));
+    }
 
     const passages = Array.isArray(data.passages) ? data.passages : [];
     if (!passages.length) {

@@ -39,7 +39,7 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 ANSWER_PASSAGES = 6
 NON_FACTOID_FACTOR = 0.5  # share of the confidence threshold that why/how/list questions need
 TOPIC_DROP = 0.75  # a consistent sentence this much less on topic than the best one does not answer
-UNSEEN_WEIGHT = 0.25
+UNSEEN_WEIGHT = 0.25  # share of its IDF weight that a word the articles never use keeps in coverage
 ANCHOR_WEIGHT = 0.4  # for number questions: the words right before a number say what it counts
 
 MEASURE_ZH = {"rank": "名次", "percent": "比例", "money": "金额", "duration": "时长", "area": "面积",
@@ -276,6 +276,8 @@ class Answerer:
         t0 = time.perf_counter()
         resp = self.retriever.search(question, max(k, ANSWER_PASSAGES), mode)
         info = analyse(resp.query, self.segmenter)
+        # a quoted word the articles never use is the asker's own scare quote (“后进”), not a name to find
+        info = replace(info, quoted=tuple(t for t in info.quoted if self._in_corpus(t)))
         passages = self._with_dense_scores(resp)
         timings = dict(resp.timings_ms)
         t1 = time.perf_counter()
@@ -358,18 +360,10 @@ class Answerer:
         # something the articles do not cover
         missing_rare = sum(1 for w in info.keywords
                            if len(w) >= 2 and not self._present(w, seen) and self._unseen(w))
-        weights = self._weights(info)
-        context = f"{best.passage.title} {' '.join(best.passage.section)} {best.passage.text}"
-        top_w = max(weights.values(), default=0.0)
-        absent = [wt for w, wt in weights.items() if not self._present(w, context)]
-        in_sent = sum(wt for w, wt in weights.items() if self._present(w, best.text))
         return {"coverage": best.coverage, "type_match": best.type_match,
                 "dense_top": max((p.dense_score or 0.0) for p in passages),
                 "unit_match": unit_match, "short_missing": 1.0 if info.factoid and short is None else 0.0,
-                "missing_rare": float(min(missing_rare, 2)), "anchor": best.anchor,
-                "dense_best": best.passage.dense_score or 0.0, "rank_best": float(best.passage.rank),
-                "sent_cov": in_sent / sum(weights.values()) if weights else 0.0,
-                "max_missing": max(absent, default=0.0) / top_w if top_w else 0.0}
+                "missing_rare": float(min(missing_rare, 2)), "anchor": best.anchor}
 
     def _year_supported(self, year: str, cand: _Candidate) -> bool:
         """The sentence's facts are from `year`: it says so, or the passage's last year mention before it does,
@@ -399,9 +393,7 @@ class Answerer:
         for y in info.years:
             if not self._year_supported(y, cand):
                 return f"找到的段落没有提到{y}年的情况"
-        # a quoted word the articles never use is the asker's own scare quote (“后进”), not a name to find
-        quoted = tuple(t for t in info.quoted if self._in_corpus(t))
-        for term in (*info.periods, *info.ordinals, *quoted):
+        for term in (*info.periods, *info.ordinals, *info.quoted):
             # a document's short title (《实施意见》) may be named anywhere in the article the sentence is from
             scope = doc.text if doc is not None and f"《{term}》" in info.text else p.text
             if term not in scope and term not in headings:

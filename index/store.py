@@ -51,6 +51,18 @@ class LoadedIndex:
     def row_of(self, chunk_id: str) -> int:
         return self._rows[chunk_id]
 
+    @cached_property
+    def _mentions(self) -> dict[str, bool]:
+        return {}
+
+    def mentions(self, term: str) -> bool:
+        """Whether any stored article's text contains `term`; remembered, since a loaded index never changes
+        (a scan of thousands of articles for the external sets)."""
+        found = self._mentions.get(term)
+        if found is None:
+            found = self._mentions[term] = any(term in d.text for d in self.documents.values())
+        return found
+
 
 def _chunk(row: dict[str, Any]) -> Chunk:
     return Chunk(doc_id=row["doc_id"], chunk_id=row["chunk_id"], ordinal=row["ordinal"], title=row["title"],

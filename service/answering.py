@@ -32,7 +32,7 @@ from service.extraction import (
     short_answer,
     unit_of,
 )
-from service.questions import ALIASES, CITIES, QuestionInfo, analyse, asks_future, expand_aliases
+from service.questions import ALIASES, CITIES, FACTOID_TYPES, QuestionInfo, analyse, asks_future
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
@@ -150,6 +150,11 @@ class _Candidate:
     coverage: float
     type_match: float
     anchor: float
+
+
+def threshold_share(answer_type: str) -> float:
+    """Share of the confidence threshold a question of this type needs (the answerer and calibration agree)."""
+    return 1.0 if answer_type in FACTOID_TYPES else NON_FACTOID_FACTOR
 
 
 def verify_citation(index: LoadedIndex, c: Citation) -> None:
@@ -277,7 +282,7 @@ class Answerer:
         resp = self.retriever.search(question, max(k, ANSWER_PASSAGES), mode)
         info = analyse(resp.query, self.segmenter)
         # a quoted word the articles never use is the asker's own scare quote (“后进”), not a name to find
-        info = replace(info, quoted=tuple(t for t in info.quoted if self._in_corpus(t)))
+        info = replace(info, quoted=tuple(t for t in info.quoted if self.index.mentions(t)))
         passages = self._with_dense_scores(resp)
         timings = dict(resp.timings_ms)
         t1 = time.perf_counter()
@@ -339,7 +344,7 @@ class Answerer:
         results = resp.results
         if not results or any(r.dense_score is not None for r in results):
             return results
-        qvec = self.retriever.encoder.encode_queries([expand_aliases(resp.query)])[0]
+        qvec = self.retriever.query_vector(resp.query)
         rows = [self.index.row_of(r.chunk_id) for r in results]
         scores = self.index.dense.similarities(qvec, rows)
         return tuple(replace(r, dense_score=float(sc)) for r, sc in zip(results, scores, strict=True))
@@ -409,9 +414,6 @@ class Answerer:
             return f"找到的段落没有关于“{missing_places[0]}”的内容"
         return None
 
-    def _in_corpus(self, term: str) -> bool:
-        return any(term in d.text for d in self.index.documents.values())
-
     def _not_yet(self, info: QuestionInfo, text: str) -> bool:
         """The sentence says the asked-for fact is not known yet ('具体恢复运营时间另行通知')."""
         for clause in re.split(r"[，。；,;]", text):
@@ -435,7 +437,7 @@ class Answerer:
             return "no_evidence", "资料只说明该信息尚未公布"
         # Explanatory questions (why/how/list) have no short fact to get wrong, and their best sentence
         # rarely covers the question's words, so they need only part of the confidence (calibrated alike).
-        needed = th.min_confidence if info.factoid else th.min_confidence * NON_FACTOID_FACTOR
+        needed = th.min_confidence * threshold_share(info.answer_type)
         if confidence < needed:
             return "low_confidence", None
         return None, None

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from service.answering import CALIBRATION_FILE, FEATURES, NON_FACTOID_FACTOR, Answerer, Thresholds
-from service.questions import FACTOID_TYPES
+from service.answering import CALIBRATION_FILE, FEATURES, Answerer, Thresholds, threshold_share
 
 L2 = 0.05
 F1_TOLERANCE = 0.03
@@ -53,7 +52,7 @@ def calibrate(answerer: Answerer, questions: list[dict[str, Any]], set_name: str
                        out_of_scope_dense=neutral.out_of_scope_dense)
     probs = np.array([model.confidence(a.signals) for _, a in free])
     # the same rule the answerer applies: explanatory questions need only part of the confidence
-    scale = np.array([1.0 if a.answer_type in FACTOID_TYPES else NON_FACTOID_FACTOR for _, a in free])
+    scale = np.array([threshold_share(a.answer_type) for _, a in free])
     unans_total = sum(1 for q, _ in rows if not q["answerable"])
     rule_refused_unans = sum(1 for q, a in rows if a.refused and not q["answerable"])
     rule_refused_ans = sum(1 for q, a in rows if a.refused and q["answerable"])

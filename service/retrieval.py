@@ -89,6 +89,10 @@ class Retriever:
         self.fusion = fusion
         self.dense_weight = dense_weight
 
+    def query_vector(self, query: str) -> np.ndarray:
+        """The dense vector a question is searched with (its 江门 aliases expanded)."""
+        return self.encoder.encode_queries([expand_aliases(query)])[0]
+
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> SearchResponse:
         q = validate_query(query, k, mode, self.max_k)
         lookup = expand_aliases(q)
@@ -101,7 +105,7 @@ class Retriever:
         if mode in ("hybrid", "dense"):
             t = time.perf_counter()
             truncated = self.encoder.truncates(lookup, query=True)
-            qvec = self.encoder.encode_queries([lookup])[0]
+            qvec = self.query_vector(q)
             timings["encode"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             hits = self.index.dense.search(qvec[None, :], depth)

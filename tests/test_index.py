@@ -282,3 +282,9 @@ def test_repeated_queries_reuse_their_vectors(real_engine) -> None:  # type: ign
     np.testing.assert_array_equal(again[2], first[0])
     fresh = original(["台山有多少个驿站？"], enc.prompts.query, batch_size=1)[0]
     np.testing.assert_allclose(again[1], fresh, atol=1e-6)
+
+
+def test_index_knows_which_terms_its_articles_mention(real_engine) -> None:  # type: ignore[no-untyped-def]
+    idx = real_engine.index
+    assert idx.mentions("奋斗者红色驿站") and not idx.mentions("后进")
+    assert idx.mentions("奋斗者红色驿站")  # remembered answer, same result

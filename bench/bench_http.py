@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
+from machine import cpu_info, describe  # bench/ is the script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_CANDIDATES = (REPO / "tests" / "artifacts" / "http-embedding-cache" / "embeddings.sqlite",
@@ -70,6 +71,7 @@ QUESTIONS = [
 
 @dataclass(frozen=True)
 class Figures:
+    backend: str
     workers: int
     endpoint: str
     clients: int
@@ -97,18 +99,21 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, root: Path, workers: int, token: str) -> None:
+    def __init__(self, root: Path, workers: int, token: str, backend: str = "onnx-int8") -> None:
         self.root = root
+        self.backend = backend
+        self.index_dir = root / f"index-{backend}"  # an index is tied to the encoder variant that built it
         self.workers = workers
         self.token = token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = root / f"server-{workers}w.log"
+        self.log_path = root / f"server-{backend}-{workers}w.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYQA_")}
-        env.update({"POLICYQA_CORPUS_DIR": str(self.root / "corpus"), "POLICYQA_INDEX_DIR": str(self.root / "index"),
+        env.update({"POLICYQA_CORPUS_DIR": str(self.root / "corpus"), "POLICYQA_INDEX_DIR": str(self.index_dir),
+                    "POLICYQA_ENCODER_BACKEND": self.backend,
                     "POLICYQA_ADMIN_TOKEN": self.token, "POLICYQA_LOG_LEVEL": "warning",
                     # the request mix repeats a few questions: measure the encoder, not the query cache
                     "POLICYQA_QUERY_CACHE": "0",
@@ -232,8 +237,9 @@ def load(url: str, call: Call, clients: int, requests: int, max_seconds: float,
     return latencies, errors, time.perf_counter() - t0
 
 
-def figures(workers: int, endpoint: str, clients: int, lat: list[float], errors: int, seconds: float) -> Figures:
-    return Figures(workers, endpoint, clients, len(lat), errors, round(seconds, 2),
+def figures(backend: str, workers: int, endpoint: str, clients: int, lat: list[float], errors: int,
+            seconds: float) -> Figures:
+    return Figures(backend, workers, endpoint, clients, len(lat), errors, round(seconds, 2),
                    round(statistics.median(lat), 1) if lat else float("nan"), round(percentile(lat, 99), 1),
                    round(len(lat) / seconds, 2) if seconds > 0 else 0.0)
 
@@ -255,7 +261,7 @@ def drop_cache(index_dir: Path) -> None:
 
 def start_cold_rebuild(admin: httpx.Client, server: Server) -> str:
     """Drop the embedding cache, swap the bench's own article for a new one, start a rebuild: its job_id."""
-    drop_cache(server.root / "index")
+    drop_cache(server.index_dir)
     for old in server.root.joinpath("corpus").glob("bench-rebuild-*.md"):
         admin.delete(f"/v1/documents/{old.stem}").raise_for_status()
     nonce = secrets.token_hex(6)
@@ -302,8 +308,8 @@ def rebuild_window(server: Server, rebuild_requests: int, max_seconds: float) ->
                 break
     summary = {"rebuilds": len(jobs), "states": sorted({str(j.get("state")) for j in jobs}),
                "generation": jobs[-1].get("generation") if jobs else None}
-    return (figures(server.workers, "search idle", 1, idle_lat, idle_err, idle_s),
-            figures(server.workers, "search during rebuild", 1, busy_lat, busy_err, busy_s), summary)
+    return (figures(server.backend, server.workers, "search idle", 1, idle_lat, idle_err, idle_s),
+            figures(server.backend, server.workers, "search during rebuild", 1, busy_lat, busy_err, busy_s), summary)
 
 
 def metric_total(url: str, route: str) -> float:
@@ -313,12 +319,12 @@ def metric_total(url: str, route: str) -> float:
 
 
 def print_header() -> None:
-    print(f"{'workers':>7} {'endpoint':<24} {'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} "
+    print(f"{'encoder':<10} {'workers':>7} {'endpoint':<24} {'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'req/s':>7}", flush=True)
 
 
 def print_row(f: Figures) -> None:
-    print(f"{f.workers:>7} {f.endpoint:<24} {f.clients:>7} {f.requests:>8} {f.errors:>6} {f.p50_ms:>8} "
+    print(f"{f.backend:<10} {f.workers:>7} {f.endpoint:<24} {f.clients:>7} {f.requests:>8} {f.errors:>6} {f.p50_ms:>8} "
           f"{f.p99_ms:>8} {f.rps:>7}", flush=True)
 
 
@@ -333,7 +339,6 @@ def workspace(keep: bool) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="policyqa-bench-http-"))
     try:
         shutil.copytree(REPO / "corpus" / "raw", root / "corpus", ignore=shutil.ignore_patterns(".*"))
-        (root / "index").mkdir()
         yield root
     finally:
         if keep:
@@ -347,10 +352,10 @@ def load_average() -> float:
 
 
 def medians(rows: list[Figures]) -> list[Figures]:
-    """One row per (workers, endpoint, clients): the median p50, p99 and req/s over the rounds."""
-    groups: dict[tuple[int, str, int], list[Figures]] = {}
+    """One row per (backend, workers, endpoint, clients): the median p50, p99 and req/s over the rounds."""
+    groups: dict[tuple[str, int, str, int], list[Figures]] = {}
     for f in rows:
-        groups.setdefault((f.workers, f.endpoint, f.clients), []).append(f)
+        groups.setdefault((f.backend, f.workers, f.endpoint, f.clients), []).append(f)
     out = []
     for fs in groups.values():
         out.append(replace(fs[0], requests=sum(f.requests for f in fs), errors=sum(f.errors for f in fs),
@@ -366,14 +371,16 @@ def rebuild_ratios(rows: list[Figures]) -> dict[str, float]:
     out: dict[str, float] = {}
     for busy in (f for f in rows if f.endpoint == "search during rebuild"):
         idle = next(f for f in rows if f.endpoint == "search idle" and f.workers == busy.workers
-                    and f.round == busy.round)
-        key = f"{busy.workers}w" + (f" round {busy.round}" if busy.round else "")
+                    and f.round == busy.round and f.backend == busy.backend)
+        key = f"{busy.backend} {busy.workers}w" + (f" round {busy.round}" if busy.round else "")
         out[key] = round(busy.p99_ms / idle.p99_ms, 2) if idle.p99_ms else float("nan")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backends", default="onnx-int8",
+                   help="comma-separated encoder backends, each with its own servers (e.g. torch,onnx-int8)")
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
     p.add_argument("--clients", default="1,4", help="comma-separated concurrent clients (default 1,4)")
     p.add_argument("--search-requests", type=int, default=200)
@@ -389,18 +396,22 @@ def main(argv: list[str] | None = None) -> int:
     client_counts = [int(x) for x in args.clients.split(",") if x]
     token = secrets.token_hex(16)
     rows: list[Figures] = []
-    notes: dict[str, object] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    notes: dict[str, object] = {"cpu": cpu_info(), "python": sys.version.split()[0]}
+    print(describe(notes["cpu"]))  # type: ignore[arg-type]
     loads: dict[str, list[float]] = {}
     notes["load_average_1m"] = loads
 
     print_header()
     with workspace(args.keep) as root:
-        source = copy_cache(root / "index" / "cache" / "embeddings.sqlite")
-        notes["embedding_cache_from"] = str(source) if source else None
-        for workers in worker_counts:
-            server = Server(root, workers, token)
+        backends = [b for b in args.backends.split(",") if b]
+        for backend in backends:
+            source = copy_cache(root / f"index-{backend}" / "cache" / "embeddings.sqlite")
+            notes[f"embedding_cache_from_{backend}"] = str(source) if source else None
+        for backend, workers in ((b, w) for b in backends for w in worker_counts):
+            server = Server(root, workers, token, backend)
+            tag = f"{backend}_{workers}w"
             try:
-                notes[f"ready_s_{workers}w"] = round(server.start(), 1)
+                notes[f"ready_s_{tag}"] = round(server.start(), 1)
                 load(server.url, search_call, 1, 10, 30)  # warm every worker a little
                 load(server.url, ask_call, 2, 6, 60)
                 for rnd in range(1, args.repeat + 1):
@@ -409,20 +420,21 @@ def main(argv: list[str] | None = None) -> int:
                         for name, call, n in (("search", search_call, args.search_requests),
                                               ("ask", ask_call, args.ask_requests)):
                             lat, err, secs = load(server.url, call, clients, n, args.max_seconds)
-                            rows.append(replace(figures(workers, name, clients, lat, err, secs), round=rnd))
+                            rows.append(replace(figures(backend, workers, name, clients, lat, err, secs), round=rnd))
                             print_row(rows[-1])
                     if not args.no_rebuild:
                         idle, busy, job = rebuild_window(server, args.rebuild_requests, args.max_seconds)
                         rows += [replace(idle, round=rnd), replace(busy, round=rnd)]
                         print_row(rows[-2])
                         print_row(rows[-1])
-                        notes[f"rebuild_{workers}w_round{rnd}"] = {**job, "window_s": busy.seconds}
-                    loads[f"{workers}w round {rnd}"] = [before, load_average()]
-                    print(f"# {workers} worker(s), round {rnd}: 1-minute load average {before} → "
+                        notes[f"rebuild_{tag}_round{rnd}"] = {**job, "window_s": busy.seconds}
+                    loads[f"{tag} round {rnd}"] = [before, load_average()]
+                    print(f"# {backend}, {workers} worker(s), round {rnd}: 1-minute load average {before} → "
                           f"{load_average()} on {os.cpu_count()} CPUs", flush=True)
                 if workers > 1:
-                    sent = sum(f.requests for f in rows if f.workers == workers and f.endpoint == "search") + 10
-                    notes[f"metrics_search_count_{workers}w"] = {"sent": sent,
+                    sent = sum(f.requests for f in rows if f.workers == workers and f.backend == backend
+                               and f.endpoint == "search") + 10
+                    notes[f"metrics_search_count_{tag}"] = {"sent": sent,
                                                                  "metrics": metric_total(server.url, "/v1/search")}
             finally:
                 server.stop()

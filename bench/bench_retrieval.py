@@ -21,18 +21,23 @@ What it measures, on this machine, through the project's own code paths:
      (chunks embedded, seconds); unchanged rebuilds (chunks/s; the encoder must not load, which is
      asserted), in-process with and without reuse of the current generation's indexes, and as a whole
      ``policyqa index build`` process.
-  4. An experiment that leaves the production encoder alone: torch dynamic int8 quantisation of the
-     encoder's Linear layers (speed, and cosine / top-5 agreement against fp32 on the seed chunks).
 
-Each torch thread count runs in fresh subprocesses (the torch thread count is process-wide), alternating
-thread counts, several repetitions; the figures quoted are medians over repetitions of each run's p50/p99.
-Targets (2-core machine) are printed beside the figures.
+The encoder configurations (``--encoders``: ``backend:threads`` labels; backends onnx-int8, onnx, torch, the
+thread count serving both questions and build passages) are compared side by side: each label runs in fresh
+subprocesses (thread counts are process-wide), alternating labels, several repetitions; the figures quoted
+are medians over repetitions of each run's p50/p99, with each label's time ratio to the first ``torch:*``
+label of the run where there is one. Each backend queries the seed index its own cold build made (an index
+is tied to its encoder variant); the synthetic index takes its vectors from the seed embeddings of the
+fastest label's backend (with --synthetic-all-encoders, labels of another backend query it too, checked
+against its backend). The CPU model, its speed-relevant flags and the onnxruntime / torch / faiss versions
+are printed first. Targets (2-core machine) are printed beside the figures.
 
-    .venv/bin/python bench/bench_retrieval.py                      # the full run (~35 min on 2 busy vCPUs)
+    .venv/bin/python bench/bench_retrieval.py                      # the full run (torch:1 vs onnx-int8:1)
     nice -n 10 .venv/bin/python bench/bench_retrieval.py --json bench-retrieval.json
     .venv/bin/python bench/bench_retrieval.py --quick              # small sizes, one repetition
-    .venv/bin/python bench/bench_retrieval.py --quick --synthetic 20000 --threads 1
-    .venv/bin/python bench/bench_retrieval.py --skip builds,quant  # only the retrieval parts
+    .venv/bin/python bench/bench_retrieval.py --quick --synthetic 20000 --encoders onnx-int8:1
+    .venv/bin/python bench/bench_retrieval.py --encoders torch:1,onnx:1,onnx-int8:1,onnx-int8:2
+    .venv/bin/python bench/bench_retrieval.py --skip builds        # only the retrieval parts
 
 Temporary index folders go under --workdir (default: a new folder in the system temp dir, removed at the
 end unless --keep).
@@ -41,7 +46,6 @@ end unless --keep).
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import functools
 import json
@@ -56,13 +60,15 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # policyqa is installed editable; this also covers a plain checkout
     sys.path.insert(0, str(REPO))
+
+from machine import cpu_info, describe  # noqa: E402  (bench/ is the script's folder)
 
 from corpus.chunking import Chunk, chunk_document  # noqa: E402
 from corpus.cleaning import CleanDocument, clean_document  # noqa: E402
@@ -173,6 +179,33 @@ def model_dir() -> Path:
     return ensure_model()
 
 
+def parse_encoder(label: str) -> tuple[str, int]:
+    """"onnx-int8:2" -> ("onnx-int8", 2); ValueError for an unknown backend or a thread count below 1."""
+    from index.encoders import BACKENDS
+
+    backend, sep, count = label.strip().rpartition(":")
+    if not sep or backend not in BACKENDS:
+        raise ValueError(f"encoder {label!r} is not backend:threads with a backend in {', '.join(BACKENDS)}")
+    try:
+        threads = int(count)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"encoder {label!r}: the thread count must be an integer >= 1")
+    return backend, threads
+
+
+def torch_reference(labels: Sequence[str]) -> str | None:
+    """The first torch:* label, which the other labels' times are compared with."""
+    return next((x for x in labels if parse_encoder(x)[0] == "torch"), None)
+
+
+def ratio_note(value: float, ref_value: float, ref: str) -> str:
+    if not (value == value and ref_value == ref_value) or ref_value <= 0:
+        return "-"
+    return f"{value / ref_value:.2f}x {ref}"
+
+
 class StageClock:
     """A build_index progress callback that timestamps each stage's first and last report."""
 
@@ -197,12 +230,16 @@ class StageClock:
         return out
 
 
-def timed_encoder_factory(threads: int, sink: dict[str, float]) -> Callable[[], Any]:
-    def factory() -> Any:
-        from index.encoder import Encoder
+def timed_encoder_factory(label: str, sink: dict[str, float]) -> Callable[[], Any]:
+    """Builds the label's encoder (threads for questions and build passages alike), timing the load."""
 
+    def factory() -> Any:
+        from index.encoders import Backend, load_encoder
+
+        backend, threads = parse_encoder(label)
         t = time.perf_counter()
-        enc = Encoder(model_dir(), threads=threads, query_cache=0)
+        enc = load_encoder(model_dir(), cast(Backend, backend), threads=threads, build_threads=threads,
+                           query_cache=0)
         sink["encoder_load_s"] = time.perf_counter() - t
         return enc
 
@@ -222,16 +259,16 @@ def child_cold_build(p: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     corpus = load_chunked_corpus(Path(p["raw"]))
     corpus_s = time.perf_counter() - t
-    info = describe_model(model_dir())
+    info = describe_model(model_dir(), parse_encoder(p["encoder"])[0])
     sink: dict[str, float] = {}
     clock = StageClock()
     cpu, start = time.process_time(), time.perf_counter()
-    res = build_index(corpus, root, info, timed_encoder_factory(p["threads"], sink), segmenter=Segmenter(),
+    res = build_index(corpus, root, info, timed_encoder_factory(p["encoder"], sink), segmenter=Segmenter(),
                       progress=clock)
     end, cpu = time.perf_counter(), time.process_time() - cpu
     load_s = sink.get("encoder_load_s", 0.0)
     stages = clock.stages(start, end, load_s)
-    return {"threads": p["threads"], "chunks": res.chunks, "embedded": res.embedded, "seconds": end - start,
+    return {"encoder": p["encoder"], "chunks": res.chunks, "embedded": res.embedded, "seconds": end - start,
             "cpu_s": cpu, "corpus_load_s": corpus_s, "stages": stages, "encoder_loaded": res.encoder_loaded,
             "passages_per_s": res.embedded / stages["encode"] if stages["encode"] > 0 else None}
 
@@ -245,7 +282,8 @@ def child_rebuild(p: dict[str, Any]) -> dict[str, Any]:
     root, raw = Path(p["root"]), Path(p["raw"])
     if current_generation(root) is None:
         raise RuntimeError(f"the seed index in {root} is gone (was the work folder removed?)")
-    info = describe_model(model_dir())
+    backend, threads = parse_encoder(p["encoder"])
+    info = describe_model(model_dir(), backend)
     segmenter = Segmenter()  # fresh: this is a new process, as `policyqa index build` would be
 
     # 1. one article added: only its chunks are embedded; the encoder has to load for them.
@@ -258,7 +296,7 @@ def child_rebuild(p: dict[str, Any]) -> dict[str, Any]:
     sink: dict[str, float] = {}
     clock = StageClock()
     start = time.perf_counter()
-    res = build_index(corpus, root, info, timed_encoder_factory(p["threads"], sink), segmenter=segmenter,
+    res = build_index(corpus, root, info, timed_encoder_factory(p["encoder"], sink), segmenter=segmenter,
                       progress=clock)
     end = time.perf_counter()
     added = {"chunks": res.chunks, "new_doc_chunks": new_chunks, "embedded": res.embedded, "cached": res.cached,
@@ -287,7 +325,8 @@ def child_rebuild(p: dict[str, Any]) -> dict[str, Any]:
     # 3. the same as a whole `policyqa index build` process (imports, jieba start-up, corpus load, build).
     cli = Path(sys.executable).with_name("policyqa")
     env = {**os.environ, "POLICYQA_INDEX_DIR": str(root), "POLICYQA_CORPUS_DIR": str(raw),
-           "POLICYQA_TORCH_THREADS": str(p["threads"])}
+           "POLICYQA_ENCODER_BACKEND": backend, "POLICYQA_ENCODER_THREADS": str(threads),
+           "POLICYQA_BUILD_THREADS": str(threads)}
     processes = []
     for _ in range(p["cli_repeats"]):
         t = time.perf_counter()
@@ -298,7 +337,7 @@ def child_rebuild(p: dict[str, Any]) -> dict[str, Any]:
         assert not summary["encoder_loaded"], "unchanged `policyqa index build` loaded the encoder"
         processes.append({"wall_s": wall, "build_s": summary["seconds"], "chunks": summary["chunks"],
                           "encoder_loaded": summary["encoder_loaded"]})
-    return {"threads": p["threads"], "added": added, **series, "process": processes}
+    return {"encoder": p["encoder"], "added": added, **series, "process": processes}
 
 
 # --- synthetic corpus ------------------------------------------------------------------------------------
@@ -428,13 +467,14 @@ def manifest_of(generation: Path) -> dict[str, Any]:
     return dict(json.loads((generation / "manifest.json").read_text(encoding="utf-8")))
 
 
-def seed_vectors_from_cache(seed_corpus: ChunkedCorpus, seed_root: Path) -> tuple[ChunkedCorpus, np.ndarray]:
-    """The seed chunks with their real embeddings (from the cache a seed build filled)."""
+def seed_vectors_from_cache(seed_corpus: ChunkedCorpus, seed_root: Path,
+                            backend: str) -> tuple[ChunkedCorpus, np.ndarray]:
+    """The seed chunks with their real embeddings (from the cache a seed build with ``backend`` filled)."""
     from index.builder import passage_text
     from index.embedcache import EmbeddingCache, text_key
     from index.modelinfo import describe_model
 
-    info = describe_model(model_dir())
+    info = describe_model(model_dir(), backend)
     keys = [text_key(passage_text(c)) for c in seed_corpus.chunks]
     found = EmbeddingCache(seed_root / "cache" / "embeddings.sqlite", info.fingerprint, info.dim).get_many(keys)
     keep = [i for i, k in enumerate(keys) if k in found]
@@ -453,9 +493,10 @@ def child_synth_build(p: dict[str, Any]) -> dict[str, Any]:
     from index.sparse import SparseIndex
 
     n, root = int(p["n"]), Path(p["root"])
-    out: dict[str, Any] = {"n": n}
-    info = describe_model(model_dir())
-    seed_corpus, seed_vectors = seed_vectors_from_cache(load_chunked_corpus(Path(p["raw"])), Path(p["seed_root"]))
+    out: dict[str, Any] = {"n": n, "backend": p["backend"]}
+    info = describe_model(model_dir(), p["backend"])
+    seed_corpus, seed_vectors = seed_vectors_from_cache(load_chunked_corpus(Path(p["raw"])), Path(p["seed_root"]),
+                                                        p["backend"])
     out["seed_chunks"] = len(seed_corpus.chunks)
 
     t = time.perf_counter()
@@ -600,17 +641,19 @@ def flat_curve(vectors: np.ndarray, queries: int = 60) -> list[dict[str, Any]]:
 
 # --- child: query latencies on an index --------------------------------------------------------------------
 class PrecomputedEncoder:
-    """The real encoder's properties, with query vectors looked up: Retriever.search minus the encoding."""
+    """The real encoder's properties, answering with one pre-encoded query vector: Retriever.search minus the
+    encoding (whatever text Retriever asks for: it encodes the question with its aliases expanded)."""
 
-    def __init__(self, real: Any, vectors: dict[str, np.ndarray]) -> None:
+    def __init__(self, real: Any, vector: np.ndarray) -> None:
         self.dim = real.dim
         self.max_tokens = real.max_tokens
         self.fingerprint = real.fingerprint
         self.model_name = real.model_name
-        self._vectors = vectors
+        self.backend = real.backend
+        self._vector = vector
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self._vectors[t] for t in texts])
+        return np.stack([self._vector for _ in texts])
 
     def encode_passages(self, texts: Sequence[str], *, batch_size: int = 16,
                         on_progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -624,22 +667,27 @@ class PrecomputedEncoder:
 
 
 def child_search(p: dict[str, Any]) -> dict[str, Any]:
-    import faiss
-    import torch
+    import faiss  # no torch here: the ONNX backends must not need it
 
     from index.dense import DenseIndex
-    from index.encoder import Encoder
+    from index.modelinfo import describe_model
     from index.store import load_index
     from service.retrieval import Retriever
 
-    threads = int(p["threads"])
-    t = time.perf_counter()
-    encoder = Encoder(model_dir(), threads=threads, query_cache=0)
-    encoder_load_s = time.perf_counter() - t
+    label = str(p["encoder"])
+    sink: dict[str, float] = {}
+    encoder = timed_encoder_factory(label, sink)()
+    encoder_load_s = sink["encoder_load_s"]
+    # The index's encoder variant: the encoder's own, except for the synthetic index queried by a label of
+    # another backend (its vectors are synthetic anyway), where the check is made against the index's.
+    index_backend = str(p.get("index_backend") or encoder.backend)
+    fingerprint = encoder.fingerprint if index_backend == encoder.backend else \
+        describe_model(model_dir(), index_backend).fingerprint
     segmenter = Segmenter()
     segmenter.tokens("预热")
     t = time.perf_counter()
-    idx = load_index(Path(p["root"]), model_fingerprint=encoder.fingerprint, lexicon_hash=segmenter.hash)
+    idx = load_index(Path(p["root"]), model_fingerprint=fingerprint, lexicon_hash=segmenter.hash,
+                     backend=index_backend)
     index_load_s = time.perf_counter() - t
     variants = {label: idx if path is None else dataclasses.replace(idx, dense=DenseIndex.load(Path(path)))
                 for label, path in p["variants"]}
@@ -668,7 +716,7 @@ def child_search(p: dict[str, Any]) -> dict[str, Any]:
                 t = time.perf_counter()
                 real.search(q, K, m)
                 others[m] = (time.perf_counter() - t) * 1000
-            fast = Retriever(v, PrecomputedEncoder(encoder, {q: vec}), segmenter)
+            fast = Retriever(v, PrecomputedEncoder(encoder, vec), segmenter)
             only = {m: 0.0 for m in MODES}
             for m in MODES:
                 t = time.perf_counter()
@@ -696,76 +744,15 @@ def child_search(p: dict[str, Any]) -> dict[str, Any]:
         if i >= 20 and time.perf_counter() - started > p["budget_s"]:
             break
         one(q, keep=True)
-    return {"threads": threads, "torch_threads": torch.get_num_threads(), "faiss_threads": faiss.omp_get_max_threads(),
+    return {"encoder": label, "backend": encoder.backend, "index_backend": index_backend,
+            "faiss_threads": faiss.omp_get_max_threads(),
             "encoder_load_s": encoder_load_s, "index_load_s": index_load_s, "chunks": len(idx.chunks),
             "encode": encode_ms, "truncates": truncates_ms, "postings": postings, "variants": rec, "rss_mb": rss_mb()}
 
 
-# --- child: int8 dynamic quantisation experiment ----------------------------------------------------------
-def child_quant(p: dict[str, Any]) -> dict[str, Any]:
-    import threading
-    import warnings
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    from index.bench_encoder import bench
-    from index.builder import passage_text
-    from index.encoder import Encoder
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.ao.quantization is deprecated
-    warnings.filterwarnings("ignore", category=UserWarning)
-    corpus, pv32 = seed_vectors_from_cache(load_chunked_corpus(Path(p["raw"])), Path(p["seed_root"]))
-    passages = [passage_text(c) for c in corpus.chunks]
-    queries: list[str] = p["queries"]
-    threads: list[int] = p["threads"]
-    fp32 = Encoder(model_dir(), threads=threads[0], query_cache=0)
-    t = time.perf_counter()
-    # Per-channel weight scales: closer to fp32 than the per-tensor default (cosine ~0.986 vs ~0.977 mean).
-    qmodel = quantize_dynamic(copy.deepcopy(fp32._model), {torch.nn.Linear: per_channel_dynamic_qconfig},
-                              dtype=torch.qint8)
-    quantise_s = time.perf_counter() - t
-    int8 = copy.copy(fp32)  # experiment only: the production wrapper around a quantised copy of the model
-    int8._model = qmodel
-    int8._lock = threading.Lock()
-
-    def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float, float]:
-        c, t = time.process_time(), time.perf_counter()
-        out = fn()
-        return out, time.perf_counter() - t, time.process_time() - c
-
-    subset = passages[:: max(1, len(passages) // p["speed_passages"])][: p["speed_passages"]]
-    _, w32, c32 = timed(lambda: fp32.encode_passages(subset))
-    _, w8, c8 = timed(lambda: int8.encode_passages(subset))
-    pv8 = int8.encode_passages(passages)
-    qv32, qw32, qc32 = timed(lambda: np.stack([fp32.encode_queries([q])[0] for q in queries]))
-    qv8, qw8, qc8 = timed(lambda: np.stack([int8.encode_queries([q])[0] for q in queries]))
-    pcos, qcos = (pv32 * pv8).sum(axis=1), (qv32 * qv8).sum(axis=1)
-    top32 = np.argsort(-(qv32 @ pv32.T), axis=1)[:, :K]
-    top8 = np.argsort(-(qv8 @ pv8.T), axis=1)[:, :K]
-    overlap = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(top32, top8, strict=True)]))
-
-    speed: dict[str, list[dict[str, float]]] = {}
-    for name, enc in (("fp32", fp32), ("int8", int8)):
-        results = bench(enc, threads, query_runs=p["query_runs"], passages=subset[: p["bench_passages"]],
-                        batch_size=16, passage_runs=p["passage_runs"])
-        speed[name] = [{"threads": r.threads, "query_ms_median": r.query_ms_median, "query_ms_p90": r.query_ms_p90,
-                        "passages_per_s": r.passages_per_s_median} for r in results]
-    n, m = len(queries), len(subset)
-    return {"quantise_s": quantise_s, "passages": len(passages), "queries": n, "speed_passages": m,
-            "bench_passages": len(subset[: p["bench_passages"]]), "threads0": threads[0],
-            "fp32_cpu_s_per_passage": c32 / m, "fp32_wall_s_per_passage": w32 / m,
-            "int8_cpu_s_per_passage": c8 / m, "int8_wall_s_per_passage": w8 / m,
-            "fp32_cpu_ms_per_query": qc32 / n * 1000, "fp32_wall_ms_per_query": qw32 / n * 1000,
-            "int8_cpu_ms_per_query": qc8 / n * 1000, "int8_wall_ms_per_query": qw8 / n * 1000,
-            "passage_cos_min": float(pcos.min()), "passage_cos_mean": float(pcos.mean()),
-            "query_cos_min": float(qcos.min()), "query_cos_mean": float(qcos.mean()),
-            "top5_overlap": overlap, "top1_agree": float(np.mean(top32[:, 0] == top8[:, 0])), "speed": speed}
-
-
 CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "cold-build": child_cold_build, "rebuild": child_rebuild, "synth-build": child_synth_build,
-    "search": child_search, "quant": child_quant,
+    "search": child_search,
 }
 
 
@@ -775,7 +762,7 @@ def log(msg: str) -> None:
 
 
 def run_child(role: str, params: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter (torch's thread count is process-wide)."""
+    """Run one measurement in a fresh interpreter (encoder thread counts are process-wide)."""
     tag = f"{role}-{time.monotonic_ns()}"
     pfile, rfile = workdir / f"{tag}.params.json", workdir / f"{tag}.result.json"
     pfile.write_text(json.dumps(params, ensure_ascii=False), encoding="utf-8")
@@ -806,24 +793,32 @@ def mean_load(results: Sequence[dict[str, Any]]) -> float:
     return statistics.mean(x for r in results for x in r["_load"])
 
 
-Row = tuple[str, dict[int, tuple[float, float]]]
+Row = tuple[str, dict[str, tuple[float, float]]]
 
 
-def print_latency_table(title: str, rows: list[Row], threads: list[int],
+def print_latency_table(title: str, rows: list[Row], labels: list[str],
                         target: Callable[[str], str] | None = None) -> None:
+    """One p50/p99 pair per encoder label; with a torch label among several, each other label's p50 ratio to it."""
+    ref = torch_reference(labels) if len(labels) > 1 else None
+    head = ""
+    for e in labels:
+        head += f"{e + '  p50':>19} {'p99':>7}" + (f"{'p50 vs torch':>16}" if ref and e != ref else "")
     print(f"\n{title}")
-    print(f"  {'':52}" + "".join(f"{f'threads={t}  p50':>17} {'p99':>7}" for t in threads)
-          + ("   target (p50 <= 30, p99 <= 80)" if target else ""))
-    for name, by_t in rows:
-        cells = "".join(f"{fmt(by_t[t][0]):>17} {fmt(by_t[t][1]):>7}" for t in threads)
+    print(f"  {'':52}{head}" + ("   target (p50 <= 30, p99 <= 80)" if target else ""))
+    for name, by_e in rows:
+        cells = ""
+        for e in labels:
+            cells += f"{fmt(by_e[e][0]):>19} {fmt(by_e[e][1]):>7}"
+            if ref and e != ref:
+                cells += f"{ratio_note(by_e[e][0], by_e[ref][0], ref):>16}"
         note = target(name) if target else ""
         print(f"  {name:52}{cells}" + (f"   {note}" if note else ""))
 
 
-def summarise_search(runs: dict[int, list[dict[str, Any]]], label: str) -> dict[str, Any]:
-    """Per thread count: the median over repetitions of every series' p50 and p99."""
+def summarise_search(runs: dict[str, list[dict[str, Any]]], label: str) -> dict[str, Any]:
+    """Per encoder label: the median over repetitions of every series' p50 and p99."""
     out: dict[str, Any] = {}
-    for t, reps in runs.items():
+    for enc, reps in runs.items():
         if not reps:
             continue
         v = [r["variants"][label] for r in reps]
@@ -840,7 +835,8 @@ def summarise_search(runs: dict[int, list[dict[str, Any]]], label: str) -> dict[
             s[key] = statistics.median(r[key] for r in reps)
         s["kind"], s["size"], s["faiss_threads"] = v[0]["kind"], v[0]["size"], reps[0]["faiss_threads"]
         s["reps"], s["queries"], s["load"] = len(reps), len(reps[0]["truncates"]), mean_load(reps)
-        out[str(t)] = s
+        s["index_backend"] = reps[0]["index_backend"]
+        out[enc] = s
     return out
 
 
@@ -855,25 +851,26 @@ ROWS = [("query encode (Retriever's encode stage)", "encode"),
         ("  CPU time of that hybrid call (process)", "cpu_hybrid")]
 
 
-def search_rows(summary: dict[str, Any], threads: list[int]) -> list[Row]:
-    rows: list[Row] = [(label, {t: summary[str(t)][key] for t in threads}) for label, key in ROWS]
+def search_rows(summary: dict[str, Any], labels: list[str]) -> list[Row]:
+    rows: list[Row] = [(name, {e: summary[e][key] for e in labels}) for name, key in ROWS]
     rows.append(("encode + hybrid search-only (sum of the p50s / p99s)",
-                 {t: (summary[str(t)]["encode"][0] + summary[str(t)]["search_hybrid"][0],
-                      summary[str(t)]["encode"][1] + summary[str(t)]["search_hybrid"][1]) for t in threads}))
+                 {e: (summary[e]["encode"][0] + summary[e]["search_hybrid"][0],
+                      summary[e]["encode"][1] + summary[e]["search_hybrid"][1]) for e in labels}))
     return rows
 
 
-def print_parts(summary: dict[str, Any], threads: list[int]) -> None:
-    for t in threads:
-        s = summary[str(t)]
-        print(f"  threads={t}: hybrid timings_ms medians: " + ", ".join(f"{k} {fmt(v, 2)}" for k, v in s["parts"].items())
+def print_parts(summary: dict[str, Any], labels: list[str]) -> None:
+    for e in labels:
+        s = summary[e]
+        print(f"  {e}: hybrid timings_ms medians: " + ", ".join(f"{k} {fmt(v, 2)}" for k, v in s["parts"].items())
               + f"; BM25 postings per query (median) {s['postings_median']:,.0f}; encoder load {fmt(s['encoder_load_s'], 1)} s, "
               f"index load {fmt(s['index_load_s'], 2)} s, RSS {fmt(s['rss_mb'], 0)} MB; {s['reps']} process(es) x "
-              f"{s['queries']} queries, mean load average {fmt(s['load'], 1)}")
+              f"{s['queries']} queries, mean load average {fmt(s['load'], 1)}"
+              + (f"; queried the {s['index_backend']} index" if s["index_backend"] != parse_encoder(e)[0] else ""))
 
 
-def faster_threads(summary: dict[str, Any], threads: list[int], key: str = "e2e_hybrid") -> int:
-    return min(threads, key=lambda t: summary[str(t)][key][0])
+def fastest_encoder(summary: dict[str, Any], labels: list[str], key: str = "e2e_hybrid") -> str:
+    return min(labels, key=lambda e: summary[e][key][0])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -881,17 +878,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition (for development)")
     parser.add_argument("--synthetic", type=int, default=None,
                         help="synthetic chunks (default 100000; 5000 with --quick; 0 skips part 2)")
-    parser.add_argument("--threads", default="1,2", help="torch thread counts to compare (default 1,2)")
+    parser.add_argument("--encoders", default="torch:1,onnx-int8:1",
+                        help="comma list of backend:threads encoder configurations to compare (backends onnx-int8, "
+                        "onnx, torch; default torch:1,onnx-int8:1)")
     parser.add_argument("--reps", type=int, default=None,
-                        help="fresh processes per thread count for the seed queries (default 3; builds use at most 2)")
+                        help="fresh processes per encoder for the seed queries (default 3; the synthetic index uses "
+                        "at most 2)")
     parser.add_argument("--queries", type=int, default=None, help="questions used (default: all of seeds-dev)")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds of queries per process after warm-up, at least 20 queries (default 60 for the "
                         "seed index, twice that for the synthetic one; 20 with --quick)")
-    parser.add_argument("--build-reps", type=int, default=None, help="cold builds per thread count (default 1)")
-    parser.add_argument("--synthetic-all-threads", action="store_true",
-                        help="query the synthetic index with every thread count, not only the faster one")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: seed, synthetic, builds, quant")
+    parser.add_argument("--build-reps", type=int, default=None, help="cold builds per encoder (default 1)")
+    parser.add_argument("--synthetic-all-encoders", action="store_true",
+                        help="query the synthetic index with every encoder, not only the fastest one")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: seed, synthetic, builds")
     parser.add_argument("--workdir", type=Path, default=None, help="where the temporary index folders go")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
@@ -906,13 +906,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.result.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
         return 0
 
-    threads = [int(x) for x in args.threads.split(",") if x.strip()]
+    labels: list[str] = []
+    for item in args.encoders.split(","):
+        if item.strip():
+            try:
+                backend, n = parse_encoder(item)
+            except ValueError as exc:
+                parser.error(str(exc))
+            if f"{backend}:{n}" not in labels:
+                labels.append(f"{backend}:{n}")
+    if not labels:
+        parser.error("--encoders names no encoder")
+    unknown = {x.strip() for x in args.skip.split(",") if x.strip()} - {"seed", "synthetic", "builds"}
+    if unknown:
+        parser.error(f"--skip: unknown part(s) {', '.join(sorted(unknown))} (seed, synthetic, builds)")
     work = Path(tempfile.mkdtemp(prefix="retrieval-bench-", dir=args.workdir))
-    report: dict[str, Any] = {"argv": sys.argv[1:], "threads": threads}
+    report: dict[str, Any] = {"argv": sys.argv[1:], "encoders": labels}
     load_before = os.getloadavg()
     started = time.perf_counter()
     try:
-        report.update(run_all(args, threads, work))
+        report.update(run_all(args, labels, work))
     finally:
         if args.keep:
             log(f"work folder kept: {work}")
@@ -928,10 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run_all(args: argparse.Namespace, threads: list[int], work: Path) -> dict[str, Any]:
-    import bm25s
-    import faiss
-    import torch
+def run_all(args: argparse.Namespace, labels: list[str], work: Path) -> dict[str, Any]:
 
     reps = args.reps or (1 if args.quick else 3)
     build_reps = args.build_reps or 1
@@ -940,88 +950,91 @@ def run_all(args: argparse.Namespace, threads: list[int], work: Path) -> dict[st
     queries = load_questions(args.queries or (30 if args.quick else None))
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     raw_src = DEFAULT_RAW_DIR
-    out: dict[str, Any] = {"reps": reps, "queries": len(queries), "synthetic_n": n_synth}
+    cpu = cpu_info()
+    out: dict[str, Any] = {"reps": reps, "queries": len(queries), "synthetic_n": n_synth, "cpu": cpu}
     targets: list[tuple[str, str, str, bool]] = []  # (figure, value, target, met)
 
+    def backend_of(label: str) -> str:
+        return parse_encoder(label)[0]
+
+    def slug(label: str) -> str:
+        backend, n = parse_encoder(label)
+        return f"{backend}-t{n}"
+
     print("policyqa retrieval benchmark")
-    print(f"  machine: {os.cpu_count()} vCPUs, load average {' '.join(fmt(x, 2) for x in os.getloadavg())} at the "
-          f"start; niceness {os.nice(0)}")
-    print(f"  torch {torch.__version__}, faiss {faiss.__version__}, bm25s {bm25s.__version__}, numpy {np.__version__}; "
+    print("  " + describe(cpu).replace("\n", "\n  "))
+    print(f"  load average {' '.join(fmt(x, 2) for x in os.getloadavg())} at the start; niceness {os.nice(0)}; "
           f"model {model_dir().relative_to(REPO) if model_dir().is_relative_to(REPO) else model_dir()}")
     print(f"  queries: {len(queries)} from {QUESTIONS_FILE.relative_to(REPO)}; k={K}, 50 candidates a side; every "
-          f"figure is the median over fresh processes of each process's p50/p99 (torch threads {threads})")
+          f"figure is the median over fresh processes of each process's p50/p99 (encoders {', '.join(labels)})")
 
-    # --- cold builds (they also make the seed index and its embedding cache for the other parts) ----------
-    cold: dict[int, list[dict[str, Any]]] = {t: [] for t in threads}
-    cold_threads = threads if "builds" not in skip else threads[:1]
+    # --- cold builds (they also make each backend's seed index and embedding cache for the other parts) ---
+    cold: dict[str, list[dict[str, Any]]] = {e: [] for e in labels}
+    if "builds" not in skip:
+        cold_labels = labels
+    else:  # one build per backend: an index is tied to the encoder variant that made it
+        cold_labels = [e for i, e in enumerate(labels) if backend_of(e) not in map(backend_of, labels[:i])]
     cold_reps = build_reps if "builds" not in skip else 1
     for r in range(cold_reps):
-        for t in cold_threads:
-            log(f"cold build of the seed corpus, torch threads {t}, repetition {r + 1}/{cold_reps}")
-            cold[t].append(run_child("cold-build", {"threads": t, "raw": str(raw_src),
-                                                    "root": str(work / f"cold-t{t}-r{r}")}, work))
-    seed_root = work / f"cold-t{cold_threads[0]}-r0"
-    out["cold_build"] = cold
+        for e in cold_labels:
+            log(f"cold build of the seed corpus, encoder {e}, repetition {r + 1}/{cold_reps}")
+            cold[e].append(run_child("cold-build", {"encoder": e, "raw": str(raw_src),
+                                                    "root": str(work / f"cold-{slug(e)}-r{r}")}, work))
+    seed_roots: dict[str, Path] = {}  # backend -> the first cold build made with it
+    for e in cold_labels:
+        seed_roots.setdefault(backend_of(e), work / f"cold-{slug(e)}-r0")
+    out["cold_build"] = {e: rs for e, rs in cold.items() if rs}
 
     # --- 1. seed index ------------------------------------------------------------------------------------
-    best_query_threads = threads[0]
+    best_query = labels[0]
     if "seed" not in skip:
-        runs: dict[int, list[dict[str, Any]]] = {t: [] for t in threads}
+        runs: dict[str, list[dict[str, Any]]] = {e: [] for e in labels}
         for r in range(reps):
-            for t in threads:
-                log(f"seed index queries, torch threads {t}, repetition {r + 1}/{reps}")
-                runs[t].append(run_child("search", {"threads": t, "root": str(seed_root), "queries": queries,
-                                                    "warmup": 10, "budget_s": budget, "variants": [["flat", None]]},
-                                         work))
+            for e in labels:
+                log(f"seed index queries, encoder {e}, repetition {r + 1}/{reps}")
+                runs[e].append(run_child("search", {"encoder": e, "root": str(seed_roots[backend_of(e)]),
+                                                    "queries": queries, "warmup": 10, "budget_s": budget,
+                                                    "variants": [["flat", None]]}, work))
         seed = summarise_search(runs, "flat")
         out["seed"] = seed
-        best_query_threads = faster_threads(seed, threads)
-        out["seed_faster_threads"] = best_query_threads
-        s0 = seed[str(threads[0])]
-        print_latency_table(f"[1] Seed index: {runs[threads[0]][0]['chunks']} chunks (FAISS {s0['kind']}, bm25s), "
-                            "latency in ms", search_rows(seed, threads), threads)
-        print_parts(seed, threads)
-        print(f"  faster torch thread count for queries: {best_query_threads} (end-to-end hybrid p50 "
-              + " vs ".join(f"{fmt(seed[str(t)]['e2e_hybrid'][0])} ms @ {t}" for t in threads) + ")")
-        p50, p99 = seed[str(best_query_threads)]["e2e_hybrid"]
-        targets.append((f"seed index, hybrid end-to-end, threads={best_query_threads}",
+        best_query = fastest_encoder(seed, labels)
+        out["seed_fastest_encoder"] = best_query
+        s0 = seed[labels[0]]
+        print_latency_table(f"[1] Seed index: {runs[labels[0]][0]['chunks']} chunks (FAISS {s0['kind']}, bm25s), "
+                            "latency in ms", search_rows(seed, labels), labels)
+        print_parts(seed, labels)
+        print(f"  fastest encoder for queries: {best_query} (end-to-end hybrid p50 "
+              + " vs ".join(f"{fmt(seed[e]['e2e_hybrid'][0])} ms @ {e}" for e in labels) + ")")
+        p50, p99 = seed[best_query]["e2e_hybrid"]
+        targets.append((f"seed index, hybrid end-to-end, {best_query}",
                         f"p50 {fmt(p50)} / p99 {fmt(p99)} ms", "p50 <= 30 / p99 <= 80 ms (100k target)",
                         p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS))
 
     # --- 2. synthetic index -----------------------------------------------------------------------------------
     if n_synth > 0 and "synthetic" not in skip:
         sroot = work / "synthetic"
-        log(f"synthetic index: generating and building {n_synth:,} chunks (no encoder)")
-        sb = run_child("synth-build", {"n": n_synth, "root": str(sroot), "seed_root": str(seed_root),
-                                       "raw": str(raw_src), "hnsw_threshold": 100_000,
+        s_backend = backend_of(best_query)
+        log(f"synthetic index: generating and building {n_synth:,} chunks (no encoder; {s_backend} seed vectors)")
+        sb = run_child("synth-build", {"n": n_synth, "root": str(sroot), "seed_root": str(seed_roots[s_backend]),
+                                       "backend": s_backend, "raw": str(raw_src), "hnsw_threshold": 100_000,
                                        "token_sample": 1000 if args.quick else 3000}, work)
         out["synthetic_build"] = sb
-        s_threads = threads if args.synthetic_all_threads else [best_query_threads]
+        s_labels = labels if args.synthetic_all_encoders else [best_query]
         s_reps = max(1, min(reps, 2))
-        sruns: dict[int, list[dict[str, Any]]] = {t: [] for t in s_threads}
+        sruns: dict[str, list[dict[str, Any]]] = {e: [] for e in s_labels}
         for r in range(s_reps):
-            for t in s_threads:
-                log(f"synthetic index queries, torch threads {t}, repetition {r + 1}/{s_reps}")
-                sruns[t].append(run_child("search", {
-                    "threads": t, "root": str(sroot), "queries": queries, "warmup": 10, "budget_s": 2 * budget,
-                    "variants": [["hnsw", None], ["flat", sb["flat_path"]]]}, work))
+            for e in s_labels:
+                log(f"synthetic index queries, encoder {e}, repetition {r + 1}/{s_reps}")
+                sruns[e].append(run_child("search", {
+                    "encoder": e, "index_backend": s_backend, "root": str(sroot), "queries": queries, "warmup": 10,
+                    "budget_s": 2 * budget, "variants": [["hnsw", None], ["flat", sb["flat_path"]]]}, work))
         syn = {label: summarise_search(sruns, label) for label in ("flat", "hnsw")}
         out["synthetic"] = syn
-        report_synthetic(sb, syn, s_threads, n_synth, targets)
+        report_synthetic(sb, syn, s_labels, n_synth, targets)
 
     # --- 3. builds ----------------------------------------------------------------------------------------------
     if "builds" not in skip:
-        report_builds(args, cold, threads, work, raw_src, out, targets)
-
-    # --- 4. int8 experiment ---------------------------------------------------------------------------------
-    if "quant" not in skip:
-        log("int8 dynamic quantisation experiment")
-        qr = run_child("quant", {"threads": threads, "raw": str(raw_src), "seed_root": str(seed_root),
-                                 "queries": queries[: 40 if args.quick else 100], "query_runs": 20 if args.quick else 30,
-                                 "speed_passages": 8 if args.quick else 16, "bench_passages": 8,
-                                 "passage_runs": 1}, work)
-        out["int8"] = qr
-        report_quant(qr)
+        report_builds(args, cold, labels, work, raw_src, out, targets)
 
     print("\nTargets (2-core machine)")
     for fig, val, target, ok in targets:
@@ -1030,35 +1043,13 @@ def run_all(args: argparse.Namespace, threads: list[int], work: Path) -> dict[st
     return out
 
 
-def report_quant(qr: dict[str, Any]) -> None:
-    print("\n[4] Experiment, production encoder unchanged: torch dynamic int8 quantisation (per-channel weights) of "
-          f"the encoder's Linear layers (quantising took {qr['quantise_s']:.1f} s)")
-    print(f"  cosine int8 vs fp32 (fp32 = the vectors the cold build stored): {qr['passages']} seed passages min "
-          f"{qr['passage_cos_min']:.4f} mean {qr['passage_cos_mean']:.4f}; {qr['queries']} queries min "
-          f"{qr['query_cos_min']:.4f} mean {qr['query_cos_mean']:.4f}")
-    print(f"  dense retrieval over the seed passages, int8 vs fp32 rankings: top-{K} overlap {qr['top5_overlap']:.3f}, "
-          f"top-1 agreement {qr['top1_agree']:.3f}")
-    print(f"  threads={qr['threads0']}, CPU time (load-independent) and wall: passage fp32 "
-          f"{qr['fp32_cpu_s_per_passage']:.2f} s CPU ({qr['fp32_wall_s_per_passage']:.2f} s wall), int8 "
-          f"{qr['int8_cpu_s_per_passage']:.2f} s CPU ({qr['int8_wall_s_per_passage']:.2f} s wall) on the same "
-          f"{qr['speed_passages']} seed passages; query fp32 {qr['fp32_cpu_ms_per_query']:.0f} ms CPU ({qr['fp32_wall_ms_per_query']:.0f} "
-          f"wall), int8 {qr['int8_cpu_ms_per_query']:.0f} ms CPU ({qr['int8_wall_ms_per_query']:.0f} wall)")
-    print(f"  index.bench_encoder.bench ({qr['bench_passages']} seed passages, batch 16; wall time, load average "
-          f"{fmt(mean_load([qr]), 1)}):")
-    print(f"  {'':6}{'threads':>8}{'query ms median':>17}{'query ms p90':>14}{'passages/s':>12}")
-    for name in ("fp32", "int8"):
-        for r in qr["speed"][name]:
-            print(f"  {name:6}{r['threads']:>8}{r['query_ms_median']:>17.1f}{r['query_ms_p90']:>14.1f}"
-                  f"{r['passages_per_s']:>12.2f}")
-
-
-def report_synthetic(sb: dict[str, Any], syn: dict[str, Any], s_threads: list[int], n: int,
+def report_synthetic(sb: dict[str, Any], syn: dict[str, Any], s_labels: list[str], n: int,
                      targets: list[tuple[str, str, str, bool]]) -> None:
     print(f"\n[2] Synthetic index: {n:,} chunks in {sb['documents']:,} documents, recombined from {sb['seed_chunks']} "
           f"seed chunks' sentences (seed {SYNTH_SEED}) through the real cleaner and chunker, mean "
           f"{sb['chunk_chars_mean']:.0f} chars a chunk")
-    print("    vectors: not from the model; each chunk's = the mean embedding of the seed chunks its sentences came "
-          "from + noise, normalised (dim 384),")
+    print(f"    vectors: not from the model; each chunk's = the mean {sb['backend']} embedding of the seed chunks its "
+          "sentences came from + noise, normalised (dim 384),")
     print(f"    mean max-cosine to a seed chunk {sb['vector_max_cos_to_seed_mean']:.3f}; written through the embedding "
           "cache by build_index, queried with load_index + Retriever and real encoded queries.")
     print("    BM25 caveat: only a few hundred distinct sentences recombined, so query terms hit far more postings "
@@ -1091,16 +1082,16 @@ def report_synthetic(sb: dict[str, Any], syn: dict[str, Any], s_threads: list[in
         def note(name: str, s: dict[str, Any] = s) -> str:
             if not name.startswith("end-to-end"):
                 return ""
-            p50, p99 = min((s[str(t)][f"e2e_{name.rsplit(' ', 1)[-1]}"] for t in s_threads), key=lambda x: x[0])
+            p50, p99 = min((s[e][f"e2e_{name.rsplit(' ', 1)[-1]}"] for e in s_labels), key=lambda x: x[0])
             return f"p50 {verdict(p50 <= TARGET_P50_MS)}, p99 {verdict(p99 <= TARGET_P99_MS)}"
 
         kind = "exact IndexFlatIP (swapped in)" if label == "flat" else "HNSW (as build_index made it)"
-        print_latency_table(f"  {n:,} chunks, dense = {kind}, latency in ms", search_rows(s, s_threads), s_threads, note)
-        print_parts(s, s_threads)
-        best = faster_threads(s, s_threads)
+        print_latency_table(f"  {n:,} chunks, dense = {kind}, latency in ms", search_rows(s, s_labels), s_labels, note)
+        print_parts(s, s_labels)
+        best = fastest_encoder(s, s_labels)
         for mode in ("hybrid", "dense", "sparse"):
-            p50, p99 = s[str(best)][f"e2e_{mode}"]
-            targets.append((f"{n:,} chunks, {mode} end-to-end, {label}, threads={best}", f"p50 {fmt(p50)} / p99 {fmt(p99)} ms",
+            p50, p99 = s[best][f"e2e_{mode}"]
+            targets.append((f"{n:,} chunks, {mode} end-to-end, {label}, {best}", f"p50 {fmt(p50)} / p99 {fmt(p99)} ms",
                             "p50 <= 30 / p99 <= 80 ms", p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS))
     old = sb["build_index_s"] + sb["tokenise_s"] + sb["jieba_init_s"]
     new = sb["unchanged_rebuild_s"]
@@ -1113,33 +1104,41 @@ def report_synthetic(sb: dict[str, Any], syn: dict[str, Any], s_threads: list[in
                     f">= {TARGET_UNCHANGED_CHUNKS_S:,.0f} chunks/s", n / new >= TARGET_UNCHANGED_CHUNKS_S))
 
 
-def report_builds(args: argparse.Namespace, cold: dict[int, list[dict[str, Any]]], threads: list[int], work: Path,
+def report_builds(args: argparse.Namespace, cold: dict[str, list[dict[str, Any]]], labels: list[str], work: Path,
                   raw_src: Path, out: dict[str, Any], targets: list[tuple[str, str, str, bool]]) -> None:
+    ref = torch_reference(labels) if len(labels) > 1 else None
     print("\n[3] Builds (temporary index folders; cold = fresh, empty embedding cache)")
-    print(f"  {'':36}{'chunks':>7}{'seconds':>9}{'chunks/s':>10}{'CPU s':>8}{'model load s':>14}{'encode s':>10}"
-          f"{'passages/s':>12}{'dense s':>9}{'sparse s':>10}{'write s':>9}{'load avg':>10}")
-    rate: dict[int, float] = {}
-    for t in threads:
-        rs = cold[t]
-        sec = statistics.median(r["seconds"] for r in rs)
-        st = {k: statistics.median(r["stages"][k] for r in rs) for k in rs[0]["stages"]}
+    print(f"  {'':44}{'chunks':>7}{'seconds':>9}{'chunks/s':>10}{'CPU s':>8}{'model load s':>14}{'encode s':>10}"
+          f"{'passages/s':>12}{'dense s':>9}{'sparse s':>10}{'write s':>9}{'load avg':>10}"
+          + (f"{'seconds vs torch':>18}{'encode s vs torch':>19}" if ref else ""))
+    seconds = {e: statistics.median(r["seconds"] for r in cold[e]) for e in labels}
+    stages = {e: {k: statistics.median(r["stages"][k] for r in cold[e]) for k in cold[e][0]["stages"]} for e in labels}
+    rate: dict[str, float] = {}
+    for e in labels:
+        rs, sec, st = cold[e], seconds[e], stages[e]
         pps = statistics.median(r["passages_per_s"] for r in rs)
-        rate[t] = rs[0]["chunks"] / sec
+        rate[e] = rs[0]["chunks"] / sec
         cpu = statistics.median(r["cpu_s"] for r in rs)
-        print(f"  {f'cold build, threads={t} (median of {len(rs)})':36}{rs[0]['chunks']:>7}{sec:>9.1f}{rate[t]:>10.2f}"
+        vs = ""
+        if ref and e != ref:
+            vs = f"{ratio_note(sec, seconds[ref], ref):>18}{ratio_note(st['encode'], stages[ref]['encode'], ref):>19}"
+        elif ref:
+            vs = f"{'(reference)':>18}{'':>19}"
+        print(f"  {f'cold build, {e} (median of {len(rs)})':44}{rs[0]['chunks']:>7}{sec:>9.1f}{rate[e]:>10.2f}"
               f"{cpu:>8.1f}{st['model_load']:>14.1f}{st['encode']:>10.1f}{pps:>12.2f}{st['dense']:>9.3f}{st['sparse']:>10.2f}"
-              f"{st['write']:>9.3f}{mean_load(rs):>10.1f}")
-    best = max(threads, key=lambda t: rate[t])
-    out["cold_faster_threads"] = best
-    print(f"  faster torch thread count for builds: {best}; 'encode s' and passages/s are the embed stage without "
-          "the model load; CPU s is the build process's CPU time (both threads counted)")
-    targets.append((f"cold build of the seed corpus, threads={best}", f"{rate[best]:.2f} chunks/s",
+              f"{st['write']:>9.3f}{mean_load(rs):>10.1f}{vs}")
+    best = max(labels, key=lambda e: rate[e])
+    out["cold_fastest_encoder"] = best
+    print(f"  fastest encoder for builds: {best}; 'encode s' and passages/s are the embed stage without the model "
+          "load; CPU s is the build process's CPU time (all threads counted)")
+    targets.append((f"cold build of the seed corpus, {best}", f"{rate[best]:.2f} chunks/s",
                     f">= {TARGET_COLD_CHUNKS_S:.0f} chunks/s", rate[best] >= TARGET_COLD_CHUNKS_S))
 
     raw_copy = work / "raw-plus-one"
     shutil.copytree(raw_src, raw_copy)
-    log(f"rebuilds: one article added, then unchanged (threads {best})")
-    rb = run_child("rebuild", {"threads": best, "root": str(work / f"cold-t{best}-r0"), "raw": str(raw_copy),
+    log(f"rebuilds: one article added, then unchanged (encoder {best})")
+    backend, n = parse_encoder(best)
+    rb = run_child("rebuild", {"encoder": best, "root": str(work / f"cold-{backend}-t{n}-r0"), "raw": str(raw_copy),
                                "repeats": 2 if args.quick else 5, "cli_repeats": 1 if args.quick else 3}, work)
     out["rebuild"] = rb
     a, st = rb["added"], rb["added"]["stages"]

@@ -1,7 +1,7 @@
 """Baselines: expected metrics of a set on a known index, with a tolerance per metric.
 
 A baseline file (eval/baselines/<set>.json) holds the command that produced it, the index fingerprint
-(corpus + model), the expected overall metrics per mode and an absolute tolerance per metric.
+(corpus + model + encoder variant), the expected overall metrics per mode and an absolute tolerance per metric.
 `compare` fails when a metric is lower than expected by more than its tolerance.
 """
 
@@ -65,7 +65,7 @@ def make_baseline(run_dir: Path, default_tolerance: float = DEFAULT_TOLERANCE) -
     return {
         "set": meta.get("set"),
         "command": meta.get("command"),
-        "index": {k: v for k, v in (meta.get("index") or {}).items() if k in ("corpus", "model")},
+        "index": {k: v for k, v in (meta.get("index") or {}).items() if k in ("corpus", "model", "encoder")},
         "generation": (meta.get("index") or {}).get("generation"),
         "created_from": str(run_dir),
         "created_at": meta.get("created_at"),

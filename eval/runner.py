@@ -21,6 +21,7 @@ def index_fingerprint(manifest: dict[str, Any]) -> dict[str, str]:
     corpus = manifest.get("corpus") or {}
     model = manifest.get("model") or {}
     return {"corpus": str(corpus.get("fingerprint", "")), "model": str(model.get("fingerprint", "")),
+            "encoder": str((manifest.get("encoder") or {}).get("backend", "torch")),
             "generation": str(manifest.get("generation", ""))}
 
 

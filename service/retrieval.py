@@ -10,7 +10,7 @@ import numpy as np
 
 from corpus.chunking import Chunk
 from corpus.errors import BilingualError
-from index.encoder import TextEncoder
+from index.encoders import TextEncoder
 from index.fusion import FusedHit, rrf, score_fusion
 from index.segmentation import Segmenter
 from index.store import LoadedIndex
@@ -95,6 +95,7 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> SearchResponse:
         q = validate_query(query, k, mode, self.max_k)
+        started = time.perf_counter()
         lookup = expand_aliases(q)
         timings: dict[str, float] = {}
         depth = max(CANDIDATES, k)
@@ -123,6 +124,7 @@ class Retriever:
             fused = rrf(dense_list, sparse_list, k=self.rrf_k, limit=k)
         results = tuple(self._result(rank, h, mode) for rank, h in enumerate(fused, start=1))
         timings["fuse"] = (time.perf_counter() - t) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(q, mode, k, results, truncated, self.index.generation,
                               {n: round(v, 3) for n, v in timings.items()}, qvec)
 

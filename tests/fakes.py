@@ -10,7 +10,7 @@ import numpy as np
 
 
 class FakeEncoder:
-    """Deterministic stand-in for index.encoder.Encoder (satisfies the TextEncoder protocol).
+    """Deterministic stand-in for the real encoders in index.encoders (satisfies the TextEncoder protocol).
 
     A text becomes the L2-normalised sum of hashed character bigrams (unigrams for one-character
     texts), so texts sharing bigrams are similar and identical texts give identical vectors in any
@@ -43,6 +43,10 @@ class FakeEncoder:
     @property
     def model_name(self) -> str:
         return self._name
+
+    @property
+    def backend(self) -> str:
+        return "fake"
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         self.query_calls += 1

@@ -266,6 +266,7 @@ def test_health_ready_and_index(client: httpx.Client) -> None:
     info = client.get("/v1/index").json()
     assert info["generation"] == ready.json()["generation"]
     assert info["model"]["dim"] == 384 and info["model"]["fingerprint"]
+    assert info["encoder"]["backend"] == "onnx-int8" and info["encoder"]["precision"] == "int8"
     assert info["counts"]["chunks"] > 0 and info["counts"]["documents"] == len(list(SEED_CORPUS.glob("*.md")))
     assert info["corpus_fingerprint"] and info["chunker"]["max_chars"] > 0
 
@@ -279,6 +280,10 @@ def test_search_passages_quote_the_cleaned_text(client: httpx.Client, mode: str)
     hit = data["results"][0]
     doc = client.get(f"/v1/documents/{hit['doc_id']}").json()
     assert doc["text"][hit["start"]:hit["end"]] == hit["text"]
+    stages = {"hybrid": {"encode", "dense", "sparse"}, "dense": {"encode", "dense"}, "sparse": {"sparse"}}[mode]
+    timings = data["timings_ms"]
+    assert stages | {"fuse", "total"} == set(timings)
+    assert timings["total"] >= sum(timings[s] for s in stages) and all(v >= 0 for v in timings.values())
 
 
 def test_search_default_k(client: httpx.Client) -> None:

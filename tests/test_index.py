@@ -270,17 +270,17 @@ def test_repeated_queries_reuse_their_vectors(real_engine) -> None:  # type: ign
     enc = real_engine.encoder
     first = enc.encode_queries(["江门有多少党员？", "江海区划分了多少个网格？"])
     calls = []
-    original = enc._encode
-    enc._encode = lambda texts, prompt, *, batch_size: calls.append(list(texts)) or original(
-        texts, prompt, batch_size=batch_size)
+    original = enc._run
+    enc._run = lambda texts, *, batch_size, build: calls.append(list(texts)) or original(
+        texts, batch_size=batch_size, build=build)
     try:
         again = enc.encode_queries(["江海区划分了多少个网格？", "台山有多少个驿站？", "江门有多少党员？"])
     finally:
-        enc._encode = original
-    assert calls == [["台山有多少个驿站？"]]  # only the new question reached the model
+        enc._run = original
+    assert calls == [["query: 台山有多少个驿站？"]]  # only the new question reached the model
     np.testing.assert_array_equal(again[0], first[1])
     np.testing.assert_array_equal(again[2], first[0])
-    fresh = original(["台山有多少个驿站？"], enc.prompts.query, batch_size=1)[0]
+    fresh = original(["query: 台山有多少个驿站？"], batch_size=1, build=False)[0]
     np.testing.assert_allclose(again[1], fresh, atol=1e-6)
 
 

@@ -58,7 +58,12 @@ def test_packages_listed_explicitly() -> None:
 
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert data["project"]["name"] == "policyqa"
-    assert data["tool"]["setuptools"]["packages"] == STAGES
+    packages = data["tool"]["setuptools"]["packages"]
+    assert [p for p in packages if "." not in p] == STAGES
+    # every subpackage is listed too (a non-editable install would leave an unlisted one out)
+    on_disk = sorted(".".join(init.parent.relative_to(REPO).parts)
+                     for stage in STAGES for init in (REPO / stage).rglob("__init__.py"))
+    assert sorted(packages) == on_disk
     assert "torch==2.13.0" in data["project"]["dependencies"]
 
 

@@ -1,32 +1,27 @@
-"""Sentence encoder used by the index: a thin wrapper around a local sentence-transformers folder.
-
-Importing this module is cheap; torch and sentence_transformers are imported when an Encoder is built.
-"""
+"""What every encoder shares: the TextEncoder protocol, e5 prompts, the query-vector LRU, length-sorted
+passage batches and token counting. A backend supplies only `_embed` and `_token_count`."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from index.modelprep import PROMPTS, model_fingerprint
+from index.modelprep import PROMPTS
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
-__all__ = ["Encoder", "EncoderPrompts", "TextEncoder"]
+__all__ = ["QUERY_CACHE_SIZE", "BaseEncoder", "EncoderPrompts", "TextEncoder"]
 
 # Used when the folder has no sentence-transformers config to say otherwise.
-_DEFAULT_WINDOW = 512
+DEFAULT_WINDOW = 512
 QUERY_CACHE_SIZE = 256
 _ST_CONFIG = "config_sentence_transformers.json"
+_SBERT_CONFIG = "sentence_bert_config.json"
 
 
 @runtime_checkable
@@ -44,6 +39,9 @@ class TextEncoder(Protocol):
 
     @property
     def model_name(self) -> str: ...
+
+    @property
+    def backend(self) -> str: ...
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -92,49 +90,35 @@ class EncoderPrompts:
         return cls.from_config(prompts if isinstance(prompts, dict) else None)
 
 
-def _load_sentence_transformer(model_dir: Path) -> SentenceTransformer:
-    # Offline before the hub libraries are touched: the folder is local and the hubs are unreachable.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
-
-    # fp32 compute whatever the storage dtype: transformers 5 would otherwise keep an fp16 checkpoint
-    # in fp16, which is slow on CPU.
-    return SentenceTransformer(
-        str(model_dir),
-        device="cpu",
-        local_files_only=True,
-        model_kwargs={"dtype": "float32"},
-    )
+def folder_window(model_dir: Path) -> int:
+    """The folder's max_seq_length (sentence_bert_config.json), else 512."""
+    try:
+        value = json.loads((model_dir / _SBERT_CONFIG).read_text(encoding="utf-8")).get("max_seq_length")
+    except (OSError, ValueError, AttributeError):
+        value = None
+    return int(value or DEFAULT_WINDOW)
 
 
-class Encoder:
-    """Embeds queries and passages with a local sentence-transformers folder (CPU, fp32).
+class BaseEncoder:
+    """Embeds queries and passages; output rows are float32 and L2-normalised (dot product = cosine).
 
-    Output rows are float32 and L2-normalised, so a dot product is the cosine similarity.
+    Subclasses set ``_dim``/``_max_tokens`` and implement ``_embed`` (prompted texts of one batch) and
+    ``_token_count``. Calls are serialised by one lock: the fast tokenizer is stateful and there is no speed
+    to gain from parallel calls on a small CPU.
     """
 
-    def __init__(self, model_dir: Path, *, threads: int | None = None, query_cache: int = QUERY_CACHE_SIZE) -> None:
-        model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise FileNotFoundError(f"embedding model folder not found: {model_dir}")
-        if threads is not None:
-            import torch
+    backend_name = "base"
 
-            # Process-wide setting; on small boxes fewer threads than vCPUs can be faster.
-            torch.set_num_threads(max(1, int(threads)))
+    def __init__(self, model_dir: Path, *, fingerprint: str, query_cache: int = QUERY_CACHE_SIZE) -> None:
         self._name = model_dir.name  # as given: a symlinked folder keeps the name it is known by
         self._model_dir = model_dir.resolve()
-        self._model = _load_sentence_transformer(self._model_dir)
         self._prompts = EncoderPrompts.from_folder(self._model_dir)
-        self._dim = int(self._model.get_embedding_dimension() or 0)
-        self._max_tokens = int(self._model.max_seq_length or _DEFAULT_WINDOW)
-        self._fingerprint: str | None = None
-        # The fast tokenizer is stateful (truncation/padding settings) and errors with "Already
-        # borrowed" under concurrent use; there is no speed to gain from parallel calls on CPU anyway.
+        self._fingerprint = fingerprint
+        self._dim = 0
+        self._max_tokens = DEFAULT_WINDOW
         self._lock = threading.Lock()
         # The same question is often encoded twice in a row (search, then answer; an eval run's search and
-        # answer calls; a retried request): a small LRU of query vectors skips the repeat (~50 ms each here).
+        # answer calls; a retried request): a small LRU of query vectors skips the repeat.
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = max(0, query_cache)  # 0 turns it off (benchmarks of the encoder itself)
 
@@ -149,14 +133,15 @@ class Encoder:
 
     @property
     def fingerprint(self) -> str:
-        # Lazy: for a folder not made by modelprep this hashes the weights file.
-        if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self._model_dir)
         return self._fingerprint
 
     @property
     def model_name(self) -> str:
         return self._name
+
+    @property
+    def backend(self) -> str:
+        return self.backend_name
 
     @property
     def prompts(self) -> EncoderPrompts:
@@ -169,8 +154,7 @@ class Encoder:
             hits = {i: self._query_cache.get(t) for i, t in enumerate(items)}
         todo = [i for i, v in hits.items() if v is None]
         if todo:
-            fresh = self._encode([items[i] for i in todo], self._prompts.query, batch_size=32)
-            out[todo] = fresh
+            out[todo] = self._run([self._prompts.query + items[i] for i in todo], batch_size=32, build=False)
         with self._lock:
             for i, v in hits.items():
                 if v is not None:
@@ -196,7 +180,7 @@ class Encoder:
         step = max(1, batch_size)
         for start in range(0, len(order), step):
             rows = order[start : start + step]
-            out[rows] = self._encode([items[i] for i in rows], self._prompts.passage, batch_size=step)
+            out[rows] = self._run([self._prompts.passage + items[i] for i in rows], batch_size=step, build=True)
             if on_progress is not None:
                 on_progress(len(rows))
         return out
@@ -209,24 +193,22 @@ class Encoder:
         """Tokens the model would see without truncation: prompt and special tokens included."""
         prompt = self._prompts.query if query else self._prompts.passage
         with self._lock:
-            encoded: Any = self._model.tokenizer(
-                prompt + text, add_special_tokens=True, truncation=False, verbose=False
-            )
-        return len(encoded["input_ids"])
+            return self._token_count(prompt + text)
 
     def truncates(self, text: str, *, query: bool) -> bool:
         return self.count_tokens(text, query=query) > self._max_tokens
 
-    def _encode(self, texts: list[str], prompt: str, *, batch_size: int) -> np.ndarray:
+    def _run(self, texts: list[str], *, batch_size: int, build: bool) -> np.ndarray:
         if not texts:
             return np.empty((0, self._dim), dtype=np.float32)
         with self._lock:
-            vectors = self._model.encode(
-                texts,
-                prompt=prompt,
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+            vectors = self._embed(texts, batch_size=batch_size, build=build)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    # --- what a backend implements -------------------------------------------------------------------
+    def _embed(self, texts: list[str], *, batch_size: int, build: bool) -> np.ndarray:
+        """Normalised vectors of already-prompted texts; ``build`` = passages of an index build."""
+        raise NotImplementedError
+
+    def _token_count(self, text: str) -> int:
+        raise NotImplementedError

@@ -1,0 +1,111 @@
+"""DRCD (Traditional Chinese, SQuAD v1.1 format) as Simplified-Chinese reader training examples.
+
+OpenCC's ``t2s`` conversion is mostly one character for one character, but not always, so every answer
+offset is checked after conversion: kept when ``context[start:start+len(answer)] == answer``, else moved to
+the occurrence of the converted answer nearest the original offset, else dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConversionReport", "ReaderExample", "add_negatives", "load_drcd"]
+
+
+@dataclass(frozen=True)
+class ReaderExample:
+    """One question against one context; ``answer_start`` is None for a context that does not answer it."""
+
+    qid: str
+    question: str
+    context: str
+    answer: str
+    answer_start: int | None
+    article: str  # negatives are drawn from other articles
+
+    @property
+    def answerable(self) -> bool:
+        return self.answer_start is not None
+
+
+@dataclass
+class ConversionReport:
+    questions: int = 0
+    kept: int = 0
+    relocated: int = 0
+    dropped: list[str] = field(default_factory=list)
+    sha256: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"questions": self.questions, "kept": self.kept, "relocated": self.relocated,
+                "dropped": len(self.dropped), "dropped_ids": self.dropped[:50], "files_sha256": self.sha256}
+
+
+def _converter() -> Any:
+    try:
+        import opencc
+    except ImportError as exc:  # training only: the `train` extra installs it
+        raise RuntimeError("reader training needs OpenCC: pip install -e '.[train]'") from exc
+    return opencc.OpenCC("t2s")
+
+
+def _relocate(context: str, answer: str, start: int) -> int | None:
+    if context[start : start + len(answer)] == answer:
+        return start
+    found, at = [], context.find(answer)
+    while at >= 0:
+        found.append(at)
+        at = context.find(answer, at + 1)
+    return min(found, key=lambda i: abs(i - start)) if found else None
+
+
+def load_drcd(paths: Sequence[Path]) -> tuple[list[ReaderExample], ConversionReport]:
+    """Every DRCD question with its first answer, converted to Simplified Chinese, offsets verified."""
+    convert = _converter().convert
+    report = ConversionReport()
+    out: list[ReaderExample] = []
+    for path in paths:
+        raw = Path(path).read_bytes()
+        report.sha256[Path(path).name] = hashlib.sha256(raw).hexdigest()
+        for article in json.loads(raw)["data"]:
+            for para in article["paragraphs"]:
+                context = convert(para["context"])
+                for qa in para["qas"]:
+                    report.questions += 1
+                    first = qa["answers"][0]
+                    answer = convert(first["text"]).strip()
+                    start = _relocate(context, answer, int(first["answer_start"])) if answer else None
+                    if start is None:
+                        report.dropped.append(str(qa["id"]))
+                        continue
+                    if start == int(first["answer_start"]):
+                        report.kept += 1
+                    else:
+                        report.relocated += 1
+                    out.append(ReaderExample(str(qa["id"]), convert(qa["question"]).strip(), context, answer, start,
+                                             str(article.get("id") or article.get("title"))))
+    return out, report
+
+
+def add_negatives(examples: Iterable[ReaderExample], per_question: float = 0.5, seed: int = 13) -> list[ReaderExample]:
+    """The answerable examples plus no-answer pairs: a question against a paragraph of another article
+    (about ``per_question`` per question), so the no-answer score learns to say "not here"."""
+    items = list(examples)
+    rng = random.Random(seed)
+    contexts = sorted({(e.article, e.context) for e in items})
+    negatives = []
+    for e in items:
+        if rng.random() >= per_question:
+            continue
+        for _ in range(10):
+            article, context = contexts[rng.randrange(len(contexts))]
+            if article != e.article and e.answer not in context:
+                negatives.append(ReaderExample(f"{e.qid}#neg", e.question, context, "", None, article))
+                break
+    return items + negatives

@@ -1,0 +1,71 @@
+"""Reader training data (index/reader/drcd.py, index/reader/features.py): DRCD converted to Simplified
+Chinese with every answer offset re-checked, negatives that never hold the answer, windows whose labels
+point at the answer's tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index.reader.drcd import ReaderExample, _relocate, add_negatives, load_drcd
+from index.reader.features import windows
+
+DRCD = Path(__file__).resolve().parents[2] / "shared" / "trainsets" / "drcd" / "raw"
+pytest.importorskip("opencc")
+
+
+@pytest.fixture(scope="module")
+def drcd() -> tuple[list[ReaderExample], object]:
+    if not (DRCD / "DRCD_dev.json").is_file():
+        pytest.skip("../shared/trainsets/drcd is not beside the checkout")
+    return load_drcd([DRCD / "DRCD_dev.json", DRCD / "DRCD_test.json"])
+
+
+def test_conversion_keeps_every_answer_offset(drcd: tuple[list[ReaderExample], object]) -> None:
+    examples, report = drcd
+    assert report.questions == 7017  # type: ignore[attr-defined]
+    assert len(examples) + len(report.dropped) == 7017  # type: ignore[attr-defined]
+    assert len(examples) >= 7000
+    for e in examples:
+        assert e.answer_start is not None and e.context[e.answer_start : e.answer_start + len(e.answer)] == e.answer
+    # Simplified now: traditional forms of common characters are gone
+    text = "".join(e.context for e in examples[:200])
+    assert "學" not in text and "國" not in text and "学" in text
+
+
+def test_relocation_prefers_the_nearest_occurrence() -> None:
+    context = "江门市有党员。江门市的党员很多。"
+    assert _relocate(context, "江门市", 7) == 7
+    assert _relocate(context, "江门市", 6) == 7  # an offset moved by conversion finds the nearest copy
+    assert _relocate(context, "佛山", 0) is None
+
+
+def test_negatives_never_hold_the_answer(drcd: tuple[list[ReaderExample], object]) -> None:
+    examples = drcd[0][:500]
+    mixed = add_negatives(examples, per_question=0.5, seed=1)
+    negatives = [e for e in mixed if not e.answerable]
+    assert 150 < len(negatives) < 350
+    by_id = {e.qid: e for e in examples}
+    for n in negatives:
+        source = by_id[n.qid.removesuffix("#neg")]
+        assert n.article != source.article and source.answer not in n.context
+
+
+def test_window_labels_cover_the_answer(drcd: tuple[list[ReaderExample], object], model_dir: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    exact = 0
+    sample = drcd[0][:300]
+    for e in sample:
+        ws = windows(tokenizer, e.question, e.context, e.answer_start, e.answer, max_tokens=128, stride=32)
+        assert all(len(w.ids) <= 128 for w in ws)
+        labelled = [w for w in ws if w.start]
+        assert labelled, e.qid  # some window holds the whole answer
+        for w in labelled:
+            a = w.offsets[w.start - w.context_from][0]
+            b = w.offsets[w.end - w.context_from][1]
+            assert e.answer in e.context[a:b] or e.context[a:b].strip() in e.answer
+            exact += e.context[a:b].strip() == e.answer
+    assert exact >= 0.85 * len(sample)  # token edges cut a few answers (8.90% for 8.90)

@@ -146,6 +146,12 @@ def cmd_baseline(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_reader(args: argparse.Namespace, settings: Settings) -> int:
+    from eval.reader import cmd_reader
+
+    return cmd_reader(args, settings)
+
+
 def register(subparsers: Any) -> None:
     ev = subparsers.add_parser("eval", help="evaluate on question sets").add_subparsers(
         dest="eval_command", required=True)
@@ -156,6 +162,11 @@ def register(subparsers: Any) -> None:
     s.add_argument("--out", default=None, help="run folder (default eval/runs/<set>/<timestamp>)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(handler=_with_tail(cmd_run))
+    s = ev.add_parser("reader", help="the reader alone on an external set's gold passages (EM / F1)")
+    s.add_argument("--set", default="cmrc2018_dev", help="external set with gold passages (default cmrc2018_dev)")
+    s.add_argument("--limit", type=int, default=None, help="first N questions only")
+    s.add_argument("--reader-dir", default=None, help="assembled reader (default: beside POLICYQA_MODEL_DIR)")
+    s.set_defaults(handler=_cmd_reader)
     s = ev.add_parser("score", help="(re)score a run folder: metrics.json, report.md, plots")
     s.add_argument("run_dir")
     s.set_defaults(handler=cmd_score)

@@ -40,7 +40,7 @@ from index.encoders.variants import ONNX_DIR, ONNX_FILES, ONNX_MANIFEST, onnx_ma
 from index.generations import fsync_dir
 from index.modelprep import ModelPrepError, sha256_file
 
-__all__ = ["OPSET", "QUANTIZATION", "ensure_onnx", "export_onnx"]
+__all__ = ["OPSET", "QUANTIZATION", "ensure_onnx", "export_onnx", "quantise"]
 
 OPSET = 17
 # quantize_dynamic arguments (see the module docstring and README for the measurements behind them).
@@ -125,7 +125,7 @@ def _export_fp32(model_dir: Path, out: Path, pooling: str, normalise: bool) -> N
                           "embedding": {0: "batch"}})
 
 
-def _quantise(src: Path, out: Path) -> None:
+def quantise(src: Path, out: Path) -> None:
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -156,7 +156,7 @@ def export_onnx(model_dir: Path, *, progress: Progress | None = None) -> Path:
         _export_fp32(model_dir, fp32, pooling, normalise)
         report(f"quantising to int8 ({'per-channel' if QUANTIZATION['per_channel'] else 'per-tensor'})")
         int8 = tmp / ONNX_FILES["onnx-int8"]
-        _quantise(fp32, int8)
+        quantise(fp32, int8)
         for path in (fp32, int8):
             with path.open("rb+") as fh:
                 os.fsync(fh.fileno())

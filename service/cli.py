@@ -151,10 +151,15 @@ def cmd_corpus_chunks(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
     from index.modelprep import prepare_model
+    from index.reader.assemble import assemble_reader, reader_complete, shipped
 
     out = args.out or settings.model_dir
     path = prepare_model(out, force=args.force, progress=lambda msg: print(msg, file=sys.stderr))
     print(path)
+    reader_dir = path.parent / "reader"
+    if shipped() is not None and (args.force or not reader_complete(reader_dir)):
+        # the reader ships as trained layers only: assemble it onto this folder's embedding table
+        print(assemble_reader(path, reader_dir, progress=lambda msg: print(msg, file=sys.stderr)))
     return 0
 
 

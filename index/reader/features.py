@@ -7,10 +7,13 @@ in pieces. A window that does not hold the whole answer is labelled "no answer h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Window", "windows"]
+import numpy as np
+
+__all__ = ["Window", "best_span", "read_span", "windows"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,34 @@ def windows(tokenizer: Any, question: str, context: str, answer_start: int | Non
         if part.stop >= len(c_ids):
             return out
         begin += step
+
+
+def best_span(start_logits: Any, end_logits: Any, w: Window, max_answer_tokens: int = 24) -> tuple[float, int, int]:
+    """(span score - no-answer score, start token, end token) of the best span inside the context."""
+    s = np.asarray(start_logits, dtype=np.float32)
+    e = np.asarray(end_logits, dtype=np.float32)
+    lo, hi = w.context_from, w.context_from + len(w.offsets)
+    best = (-1e9, 0, 0)
+    top = np.argsort(s[lo:hi])[::-1][:20] + lo
+    for i in top:
+        for j in range(int(i), min(hi, int(i) + max_answer_tokens)):
+            score = float(s[i] + e[j])
+            if score > best[0]:
+                best = (score, int(i), j)
+    return best[0] - float(s[0] + e[0]), best[1], best[2]
+
+
+def read_span(starts: Any, ends: Any, context: str, ws: Sequence[Window]) -> tuple[str, int, int, float]:
+    """The best span over a context's windows (row k of ``starts``/``ends`` = window k's logits):
+    (text, start, end, margin over no-answer), offsets into ``context``, surrounding spaces trimmed."""
+    best = ("", 0, 0, -1e9)
+    for k, w in enumerate(ws):
+        margin, i, j = best_span(starts[k], ends[k], w)
+        if margin > best[3]:
+            a, b = w.offsets[i - w.context_from][0], w.offsets[j - w.context_from][1]
+            while a < b and context[a].isspace():
+                a += 1
+            while b > a and context[b - 1].isspace():
+                b -= 1
+            best = (context[a:b], a, b, margin)
+    return best

@@ -21,17 +21,28 @@ import json
 import os
 import platform
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from index.reader.drcd import ReaderExample, add_negatives, load_drcd
-from index.reader.features import Window, windows
+from index.reader.features import Window, read_span, windows
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
 WEIGHTS = "reader_layers.safetensors"
 MANIFEST = "reader_manifest.json"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def cpu_flags() -> set[str]:
@@ -61,23 +72,6 @@ def training_windows(examples: Sequence[ReaderExample], tokenizer: Any, *, max_t
     return out
 
 
-def best_span(start_logits: Any, end_logits: Any, w: Window, max_answer_tokens: int = 24) -> tuple[float, int, int]:
-    """(span score - no-answer score, start token, end token) of the best span inside the context."""
-    import numpy as np
-
-    s = np.asarray(start_logits, dtype=np.float32)
-    e = np.asarray(end_logits, dtype=np.float32)
-    lo, hi = w.context_from, w.context_from + len(w.offsets)
-    best = (-1e9, 0, 0)
-    top = np.argsort(s[lo:hi])[::-1][:20] + lo
-    for i in top:
-        for j in range(int(i), min(hi, int(i) + max_answer_tokens)):
-            score = float(s[i] + e[j])
-            if score > best[0]:
-                best = (score, int(i), j)
-    return best[0] - float(s[0] + e[0]), best[1], best[2]
-
-
 def collate(batch: Sequence[Window], pad: int) -> dict[str, Any]:
     import torch
 
@@ -92,32 +86,35 @@ def collate(batch: Sequence[Window], pad: int) -> dict[str, Any]:
             "end_positions": torch.tensor([w.end for w in batch])}
 
 
+def em_f1(pred: str, gold: str) -> tuple[float, float]:
+    """Exact match and character-overlap F1 (CMRC style, on characters)."""
+    common = sum(min(pred.count(c), gold.count(c)) for c in set(gold))
+    if not common:
+        return float(pred == gold), 0.0
+    p, r = common / len(pred), common / len(gold)
+    return float(pred == gold), 2 * p * r / (p + r)
+
+
 def score_holdout(model: Any, tokenizer: Any, examples: Sequence[ReaderExample], pad: int,
-                  max_tokens: int) -> dict[str, float]:
-    """Exact match and character F1 of the best span over all windows (answerable hold-out questions)."""
+                  max_tokens: int) -> tuple[dict[str, float], list[dict[str, str]]]:
+    """EM / F1 (%) of the best span over all windows of each answerable hold-out question, and the predictions."""
     import torch
 
     em = f1 = 0.0
+    predictions = []
     model.eval()
     with torch.no_grad():
         for e in examples:
             ws = windows(tokenizer, e.question, e.context, None, "", max_tokens=max_tokens)
             out = model(**{k: v for k, v in collate(ws, pad).items() if k in ("input_ids", "attention_mask")})
-            best = (-1e9, "")
-            for k, w in enumerate(ws):
-                margin, i, j = best_span(out.start_logits[k], out.end_logits[k], w)
-                a, b = w.offsets[i - w.context_from][0], w.offsets[j - w.context_from][1]
-                if margin > best[0]:
-                    best = (margin, e.context[a:b].strip())
-            pred, gold = best[1], e.answer
-            em += float(pred == gold)
-            common = sum(min(pred.count(c), gold.count(c)) for c in set(gold))
-            if common:
-                p, r = common / len(pred), common / len(gold)
-                f1 += 2 * p * r / (p + r)
+            starts, ends = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+            pred = read_span(starts, ends, e.context, ws)[0]
+            m, f = em_f1(pred, e.answer)
+            em, f1 = em + m, f1 + f
+            predictions.append({"qid": e.qid, "prediction": pred})
     model.train()
     n = max(1, len(examples))
-    return {"em": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2), "questions": len(examples)}
+    return {"em": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2), "questions": len(examples)}, predictions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,12 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "checkpoint.pt"
     step = 0
+    trained_s = 0.0  # training-loop wall time over every run that added to this schedule
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
+        trained_s = float(state.get("seconds", 0.0))
         print(f"resumed at step {step}/{total_steps}", flush=True)
     flags = cpu_flags()
     bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)  # elsewhere bf16 matmuls are far slower than fp32
@@ -213,13 +212,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.time()
         out_of_time = args.max_minutes is not None and time.time() - run_started > args.max_minutes * 60
         if step % 200 == 0 or step == total_steps or out_of_time:
+            trained_s, run_started = trained_s + time.time() - run_started, time.time()
             torch.save({"model": {k: v for k, v in model.state_dict().items() if k != FROZEN},
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step}, ckpt)
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                        "seconds": trained_s}, ckpt)
             if out_of_time and step < total_steps:
                 print(f"stopping after {args.max_minutes} min at step {step}; run again to resume", flush=True)
                 return 0
 
-    metrics = score_holdout(model, tokenizer, holdout, pad, args.max_tokens)
+    metrics, predictions = score_holdout(model, tokenizer, holdout, pad, args.max_tokens)
     layers = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items() if k != FROZEN}
     save_file(layers, str(args.out / WEIGHTS), metadata={"format": "pt"})
     digest = hashlib.sha256((args.out / WEIGHTS).read_bytes()).hexdigest()
@@ -229,9 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training": {"data": report.as_dict(), "windows": len(data), "positives": positives,
                      "steps": total_steps, "batch": args.batch, "lr": args.lr, "max_tokens": args.max_tokens,
                      "hard_share": args.hard_share, "other_share": args.other_share, "seed": args.seed,
-                     "bf16": bf16, "command": "python -m index.reader.train " + " ".join(argv or [])},
+                     "bf16": bf16, "seconds": round(trained_s),
+                     "command": "python -m index.reader.train " + " ".join(sys.argv[1:] if argv is None else argv)},
         "holdout": metrics,
-        "host": {"cpu": platform.processor(), "flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}),
+        # what the assembled ONNX reader must reproduce (tests/test_reader_model.py)
+        "holdout_sample": predictions[:60],
+        "host": {"cpu": cpu_model(), "flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}),
                  "threads": args.threads},
         "trained_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

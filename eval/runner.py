@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.sets import Question
+from index.store import built_backend
 from service.answering import Citation, CitationError, verify_citation
 from service.engine import Engine
 
@@ -21,7 +22,7 @@ def index_fingerprint(manifest: dict[str, Any]) -> dict[str, str]:
     corpus = manifest.get("corpus") or {}
     model = manifest.get("model") or {}
     return {"corpus": str(corpus.get("fingerprint", "")), "model": str(model.get("fingerprint", "")),
-            "encoder": str((manifest.get("encoder") or {}).get("backend", "torch")),
+            "encoder": built_backend(manifest),
             "generation": str(manifest.get("generation", ""))}
 
 

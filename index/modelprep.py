@@ -599,7 +599,7 @@ def prepare_model(
             for folder in (tmp / "1_Pooling", tmp / "2_Normalize", tmp):
                 fsync_dir(folder)
 
-            _swap_into_place(tmp, out_dir)
+            swap_into_place(tmp, out_dir)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -681,7 +681,7 @@ def _write_json(path: Path, payload: Any) -> None:
     _write(path, (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+def swap_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename ``tmp`` to ``out_dir``; an existing ``out_dir`` is moved aside first and then deleted.
 
     rename(2) cannot replace a non-empty directory, so a forced rebuild briefly has no ``out_dir``,

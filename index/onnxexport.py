@@ -38,9 +38,9 @@ from typing import Any
 
 from index.encoders.variants import ONNX_DIR, ONNX_FILES, ONNX_MANIFEST, onnx_manifest
 from index.generations import fsync_dir
-from index.modelprep import ModelPrepError, sha256_file
+from index.modelprep import ModelPrepError, sha256_file, swap_into_place
 
-__all__ = ["OPSET", "QUANTIZATION", "ensure_onnx", "export_onnx", "quantise"]
+__all__ = ["OPSET", "QUANTIZATION", "ensure_onnx", "export_module", "export_onnx", "quantise"]
 
 OPSET = 17
 # quantize_dynamic arguments (see the module docstring and README for the measurements behind them).
@@ -112,17 +112,24 @@ def _export_fp32(model_dir: Path, out: Path, pooling: str, normalise: bool) -> N
                 vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(vec, p=2.0, dim=1) if normalise else vec
 
-    ids = torch.tensor([[0, 100, 200, 2], [0, 300, 2, 1]], dtype=torch.long)
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
+    export_module(Embed(), out, {"embedding": {0: "batch"}})
+
+
+def export_module(module: Any, out: Path, outputs: dict[str, dict[int, str]]) -> None:
+    """``torch.onnx.export`` (TorchScript exporter, OPSET) of a module taking input_ids and attention_mask of
+    any batch size and length; ``outputs`` names its outputs with their dynamic axes."""
     import warnings
 
+    import torch
+
+    ids = torch.tensor([[0, 100, 200, 2], [0, 300, 2, 1]], dtype=torch.long)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
+    tokens = {0: "batch", 1: "tokens"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about python-side shape checks (verified by tests)
-        torch.onnx.export(
-            Embed(), (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"], opset_version=OPSET, do_constant_folding=True, dynamo=False,
-            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                          "embedding": {0: "batch"}})
+        torch.onnx.export(module, (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
+                          output_names=list(outputs), opset_version=OPSET, do_constant_folding=True,
+                          dynamo=False, dynamic_axes={"input_ids": tokens, "attention_mask": tokens, **outputs})
 
 
 def quantise(src: Path, out: Path) -> None:
@@ -186,14 +193,7 @@ def export_onnx(model_dir: Path, *, progress: Progress | None = None) -> Path:
         }
         (tmp / ONNX_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         fsync_dir(tmp)
-        old = None
-        if target.exists():
-            old = model_dir / f".{ONNX_DIR}.old-{os.getpid()}-{time.monotonic_ns()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        fsync_dir(model_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_into_place(tmp, target)
         report(f"ONNX export done in {manifest['seconds']} s (int8 {int8_bytes / 1e6:.0f} MB)")
     finally:
         if tmp.exists():

@@ -102,14 +102,18 @@ def folder_window(model_dir: Path) -> int:
 class BaseEncoder:
     """Embeds queries and passages; output rows are float32 and L2-normalised (dot product = cosine).
 
-    Subclasses set ``_dim``/``_max_tokens`` and implement ``_embed`` (prompted texts of one batch) and
+    Subclasses check the folder with ``_folder`` before computing its fingerprint, set ``_dim``/``_max_tokens``
+    and implement ``_embed`` (prompted texts of one batch) and
     ``_token_count``. Calls are serialised by one lock: the fast tokenizer is stateful and there is no speed
     to gain from parallel calls on a small CPU.
     """
 
     backend_name = "base"
 
-    def __init__(self, model_dir: Path, *, fingerprint: str, query_cache: int = QUERY_CACHE_SIZE) -> None:
+    def __init__(self, model_dir: Path, *, fingerprint: str, threads: int = 1, build_threads: int | None = None,
+                 query_cache: int = QUERY_CACHE_SIZE) -> None:
+        self._threads = max(1, threads)  # questions
+        self._build_threads = max(1, build_threads or threads)  # passages of an index build
         self._name = model_dir.name  # as given: a symlinked folder keeps the name it is known by
         self._model_dir = model_dir.resolve()
         self._prompts = EncoderPrompts.from_folder(self._model_dir)
@@ -204,6 +208,13 @@ class BaseEncoder:
         with self._lock:
             vectors = self._embed(texts, batch_size=batch_size, build=build)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @staticmethod
+    def _folder(model_dir: Path) -> Path:
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"embedding model folder not found: {model_dir}")
+        return model_dir
 
     # --- what a backend implements -------------------------------------------------------------------
     def _embed(self, texts: list[str], *, batch_size: int, build: bool) -> np.ndarray:

@@ -18,10 +18,9 @@ if TYPE_CHECKING:
 class OnnxEncoder(BaseEncoder):
     def __init__(self, model_dir: Path, backend: str = "onnx-int8", *, threads: int = 1,
                  build_threads: int | None = None, query_cache: int = QUERY_CACHE_SIZE) -> None:
-        model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise FileNotFoundError(f"embedding model folder not found: {model_dir}")
-        super().__init__(model_dir, fingerprint=backend_fingerprint(model_dir, backend), query_cache=query_cache)
+        model_dir = self._folder(model_dir)
+        super().__init__(model_dir, fingerprint=backend_fingerprint(model_dir, backend), threads=threads,
+                         build_threads=build_threads, query_cache=query_cache)
         from tokenizers import Tokenizer
 
         self.backend_name = backend
@@ -30,8 +29,6 @@ class OnnxEncoder(BaseEncoder):
         self._tokenizer = Tokenizer.from_file(str(self._model_dir / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()  # cut here, the way sentence-transformers cuts (keeps </s>)
-        self._threads = max(1, threads)
-        self._build_threads = max(1, build_threads or threads)
         self._sessions: dict[int, onnxruntime.InferenceSession] = {}
         self._dim = int(self._session(self._threads).get_outputs()[0].shape[-1])
 

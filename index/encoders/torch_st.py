@@ -33,12 +33,9 @@ class TorchEncoder(BaseEncoder):
 
     def __init__(self, model_dir: Path, *, threads: int = 1, build_threads: int | None = None,
                  query_cache: int = QUERY_CACHE_SIZE) -> None:
-        model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise FileNotFoundError(f"embedding model folder not found: {model_dir}")
-        super().__init__(model_dir, fingerprint=backend_fingerprint(model_dir, "torch"), query_cache=query_cache)
-        self._threads = max(1, threads)
-        self._build_threads = max(1, build_threads or threads)
+        model_dir = self._folder(model_dir)
+        super().__init__(model_dir, fingerprint=backend_fingerprint(model_dir, "torch"), threads=threads,
+                         build_threads=build_threads, query_cache=query_cache)
         self._model = load_sentence_transformer(self._model_dir)
         self._dim = int(self._model.get_embedding_dimension() or 0)
         self._max_tokens = int(self._model.max_seq_length or self._max_tokens)

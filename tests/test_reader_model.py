@@ -66,3 +66,12 @@ def test_reader_refuses_layers_of_another_base_model(model_dir: Path, tmp_path: 
         assemble_reader(model_dir, tmp_path / "out", weights_dir=weights)
     assert not (tmp_path / "out").exists()
     shutil.rmtree(weights)
+
+
+def test_eval_reader_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eval.cli import main as eval_main
+
+    assert eval_main(["eval", "reader", "--reader-dir", str(tmp_path / "none")]) == 2
+    assert "no assembled reader" in capsys.readouterr().err
+    assert eval_main(["eval", "reader", "--set", "no-such-set", "--reader-dir", str(tmp_path)]) == 2
+    assert "no external set" in capsys.readouterr().err

@@ -165,7 +165,7 @@ def register(subparsers: Any) -> None:
     s = ev.add_parser("reader", help="the reader alone on an external set's gold passages (EM / F1)")
     s.add_argument("--set", default="cmrc2018_dev", help="external set with gold passages (default cmrc2018_dev)")
     s.add_argument("--limit", type=int, default=None, help="first N questions only")
-    s.add_argument("--reader-dir", default=None, help="assembled reader (default: beside POLICYQA_MODEL_DIR)")
+    s.add_argument("--reader-dir", default=None, help="assembled reader (default: POLICYQA_READER_DIR)")
     s.set_defaults(handler=_cmd_reader)
     s = ev.add_parser("score", help="(re)score a run folder: metrics.json, report.md, plots")
     s.add_argument("run_dir")

@@ -51,7 +51,7 @@ def cmd_reader(args: Any, settings: Any) -> int:
     from index.reader.onnx_reader import OnnxReader
     from service.cli import CliError
 
-    folder = Path(args.reader_dir) if args.reader_dir else settings.model_dir.parent / "reader"
+    folder = Path(args.reader_dir) if args.reader_dir else settings.reader_dir
     if not (EXTERNAL_DIR / args.set / "corpus.jsonl").is_file():
         raise CliError(f"没有这个外部评测集 / no external set {args.set!r} with gold passages in {EXTERNAL_DIR}")
     if not reader_complete(folder):

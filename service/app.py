@@ -303,9 +303,9 @@ class IndexWatcher:
         self._loaded(idx)
 
     def _warm_up(self) -> None:
-        """Load the encoder and jieba now rather than on the first request."""
+        """Load the encoder, jieba and the reader now rather than on the first request."""
         try:
-            self.engine.search(WARMUP_QUERY, 1, "hybrid")
+            self.engine.answer(WARMUP_QUERY, 1, "hybrid")
         except Exception:
             app_log.exception("warm-up query failed")
 

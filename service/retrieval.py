@@ -12,9 +12,9 @@ from corpus.chunking import Chunk
 from corpus.errors import BilingualError
 from index.encoders import TextEncoder
 from index.fusion import FusedHit, rrf, score_fusion
+from index.gazetteer import load_gazetteer
 from index.segmentation import Segmenter
 from index.store import LoadedIndex
-from service.questions import expand_aliases
 
 Mode = Literal["hybrid", "dense", "sparse"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sparse")
@@ -91,12 +91,12 @@ class Retriever:
 
     def query_vector(self, query: str) -> np.ndarray:
         """The dense vector a question is searched with (its 江门 aliases expanded)."""
-        return self.encoder.encode_queries([expand_aliases(query)])[0]
+        return self.encoder.encode_queries([load_gazetteer().expand(query)])[0]
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> SearchResponse:
         q = validate_query(query, k, mode, self.max_k)
         started = time.perf_counter()
-        lookup = expand_aliases(q)
+        lookup = load_gazetteer().expand(q)
         timings: dict[str, float] = {}
         depth = max(CANDIDATES, k)
         dense_list: list[tuple[int, float]] = []

@@ -59,10 +59,12 @@ def configure_logging(level: str) -> None:
 
 
 def ensure_index(settings: Settings, engine: Engine | None = None) -> Engine:
-    """Load the current generation, building one first when there is none (or it cannot be used)."""
+    """Load the current generation, building one first when there is none (or it cannot be used), and the
+    reader (assembled on a first start)."""
     from service.engine import Engine
 
     engine = engine or Engine(settings)
+    engine.reader  # noqa: B018 - assembles the reader on a first start, before the port opens
     try:
         engine.load()
         return engine

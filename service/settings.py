@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     build_threads: int = Field(1, ge=1, le=64, description="Encoder threads for passages during an index build")
     query_cache: int = Field(256, ge=0, le=100_000,
                              description="Query vectors kept for repeated questions (0 turns the cache off)")
+    reader_dir: Path = Field(REPO_INDEX_DIR / "models" / "reader",
+                             description="Where the reader is assembled (from the e5 table + the shipped layers)")
+    read_passages: int = Field(3, ge=1, le=20, description="Top passages the reader reads for an answer")
+    reader_threads: int = Field(1, ge=1, le=64, description="Reader threads per question")
     chunk_max_chars: int = Field(450, ge=50, le=4000, description="Longest chunk before a section is split")
     chunk_overlap_chars: int = Field(120, ge=0, le=2000, description="Longest sentence repeated across chunks")
     hnsw_threshold: int = Field(100_000, ge=1, description="Vector count from which FAISS uses HNSW")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from index.reader.drcd import ReaderExample, _relocate, add_negatives, load_drcd
+from index.reader.drcd import ReaderExample, _relocate, add_negatives, load_drcd, without_answer
 from index.reader.features import windows
 
 DRCD = Path(__file__).resolve().parents[2] / "shared" / "trainsets" / "drcd" / "raw"
@@ -50,6 +50,20 @@ def test_negatives_never_hold_the_answer(drcd: tuple[list[ReaderExample], object
     for n in negatives:
         source = by_id[n.qid.removesuffix("#neg")]
         assert n.article != source.article and source.answer not in n.context
+
+
+def test_cut_negatives_stay_on_topic_without_the_answer(drcd: tuple[list[ReaderExample], object]) -> None:
+    examples = drcd[0][:500]
+    cut = without_answer(examples, share=0.5, seed=1)
+    assert 100 < len(cut) < 250
+    by_id = {e.qid: e for e in examples}
+    for n in cut:
+        source = by_id[n.qid.removesuffix("#cut")]
+        assert not n.answerable and n.article == source.article and source.answer not in n.context
+        # what is left is the paragraph's other sentences
+        assert len(n.context) < len(source.context)
+        rest = iter(source.context)  # a subsequence of the paragraph: sentences dropped, none rewritten
+        assert all(ch in rest for ch in n.context)
 
 
 def test_window_labels_cover_the_answer(drcd: tuple[list[ReaderExample], object], model_dir: Path) -> None:

@@ -36,12 +36,22 @@ def shipped(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any] | None:
         return None
 
 
-def reader_complete(out_dir: Path) -> bool:
+def reader_complete(out_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> bool:
+    """An assembled reader is there, and from the layers that ship now (a pull may bring newer ones)."""
     try:
         manifest = json.loads((out_dir / READER_MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (out_dir / READER_ONNX).is_file() and bool(manifest.get("onnx_sha256"))
+    current = shipped(weights_dir)
+    fresh = current is None or manifest.get("weights_sha256") == current.get("weights_sha256")
+    return (out_dir / READER_ONNX).is_file() and bool(manifest.get("onnx_sha256")) and fresh
+
+
+def ensure_reader(e5_dir: Path, out_dir: Path, progress: Progress | None = None) -> Path:
+    """The assembled reader folder, assembling it first when missing or older than the shipped layers."""
+    if not reader_complete(out_dir):
+        assemble_reader(e5_dir, out_dir, progress=progress)
+    return out_dir
 
 
 def _model(e5_dir: Path, weights_dir: Path, training: dict[str, Any]) -> Any:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConversionReport", "ReaderExample", "add_negatives", "load_drcd"]
+from corpus.sentences import sentence_spans
+
+__all__ = ["ConversionReport", "ReaderExample", "add_negatives", "load_drcd", "without_answer"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,21 @@ def add_negatives(examples: Iterable[ReaderExample], per_question: float = 0.5, 
                 negatives.append(ReaderExample(f"{e.qid}#neg", e.question, context, "", None, article))
                 break
     return items + negatives
+
+
+def without_answer(examples: Iterable[ReaderExample], share: float = 0.3, seed: int = 13) -> list[ReaderExample]:
+    """No-answer pairs that stay on topic: for about ``share`` of the questions, their own paragraph with the
+    sentence(s) holding the answer cut out (kept only when the answer occurs nowhere else in what remains).
+    The neighbouring sentences still share the question's words, so the reader learns that a passage about
+    the right thing may still not state the asked-for fact."""
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        if e.answer_start is None or rng.random() >= share:
+            continue
+        a, b = e.answer_start, e.answer_start + len(e.answer)
+        kept = [(s, t) for s, t in sentence_spans(e.context) if t <= a or s >= b]
+        rest = "".join(e.context[s:t] for s, t in kept)
+        if len(rest) >= 40 and e.answer not in rest:
+            out.append(ReaderExample(f"{e.qid}#cut", e.question, rest, "", None, e.article))
+    return out

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Window", "best_span", "read_span", "windows"]
+__all__ = ["Window", "best_span", "read_span", "top_spans", "windows"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,31 @@ def best_span(start_logits: Any, end_logits: Any, w: Window, max_answer_tokens: 
             if score > best[0]:
                 best = (score, int(i), j)
     return best[0] - float(s[0] + e[0]), best[1], best[2]
+
+
+def top_spans(start_logits: Any, end_logits: Any, w: Window, n: int = 3,
+              max_answer_tokens: int = 24) -> list[tuple[float, int, int]]:
+    """Up to ``n`` best non-overlapping spans of a window as (margin over no-answer, start char, end char),
+    character offsets into the window's context, best first."""
+    s = np.asarray(start_logits, dtype=np.float32)
+    e = np.asarray(end_logits, dtype=np.float32)
+    lo, hi = w.context_from, w.context_from + len(w.offsets)
+    null = float(s[0] + e[0])
+    scored: list[tuple[float, int, int]] = []
+    for i in np.argsort(s[lo:hi])[::-1][:20] + lo:
+        for j in range(int(i), min(hi, int(i) + max_answer_tokens)):
+            scored.append((float(s[i] + e[j]) - null, int(i), j))
+    scored.sort(key=lambda t: -t[0])
+    out: list[tuple[float, int, int]] = []
+    taken: list[tuple[int, int]] = []
+    for margin, i, j in scored:
+        if any(i <= b and a <= j for a, b in taken):
+            continue
+        taken.append((i, j))
+        out.append((margin, w.offsets[i - lo][0], w.offsets[j - lo][1]))
+        if len(out) == n:
+            break
+    return out
 
 
 def read_span(starts: Any, ends: Any, context: str, ws: Sequence[Window]) -> tuple[str, int, int, float]:

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.reader.assemble import READER_MANIFEST, READER_ONNX
-from index.reader.features import read_span, windows
+from index.reader.features import Window, read_span, top_spans, windows
 
 if TYPE_CHECKING:
     import onnxruntime
+
+
+_EDGE_PUNCT = frozenset("，。；：、,.;:！？!?")
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,7 @@ class OnnxReader:
         self._session: onnxruntime.InferenceSession = ort.InferenceSession(
             str(self.folder / READER_ONNX), options, providers=["CPUExecutionProvider"])
 
-    def read(self, question: str, context: str) -> Span:
-        ws = windows(self._tokenizer, question, context, None, "", max_tokens=self.max_tokens)
+    def _run(self, ws: list[Window]) -> tuple[np.ndarray, np.ndarray]:
         width = max(len(w.ids) for w in ws)
         ids = np.ones((len(ws), width), dtype=np.int64)  # 1 = <pad>
         mask = np.zeros((len(ws), width), dtype=np.int64)
@@ -55,4 +57,39 @@ class OnnxReader:
             ids[i, : len(w.ids)] = w.ids
             mask[i, : len(w.ids)] = 1
         starts, ends = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return starts, ends
+
+    def read(self, question: str, context: str) -> Span:
+        ws = windows(self._tokenizer, question, context, None, "", max_tokens=self.max_tokens)
+        starts, ends = self._run(ws)
         return Span(*read_span(starts, ends, context, ws))
+
+    def read_many(self, question: str, contexts: list[str], per_context: int = 3) -> list[list[Span]]:
+        """The best non-overlapping spans of each context, best first; every window of every context in one
+        batch, so a few passages cost one run."""
+        per = [windows(self._tokenizer, question, c, None, "", max_tokens=self.max_tokens) for c in contexts]
+        flat = [w for ws in per for w in ws]
+        if not flat:
+            return [[] for _ in contexts]
+        starts, ends = self._run(flat)
+        out: list[list[Span]] = []
+        row = 0
+        for context, ws in zip(contexts, per, strict=True):
+            found: list[Span] = []
+            for k, w in enumerate(ws):
+                for margin, a, b in top_spans(starts[row + k], ends[row + k], w, per_context):
+                    # a token may carry the punctuation next to the answer ("%，"): it is not part of it
+                    while a < b and (context[a].isspace() or context[a] in _EDGE_PUNCT):
+                        a += 1
+                    while b > a and (context[b - 1].isspace() or context[b - 1] in _EDGE_PUNCT):
+                        b -= 1
+                    if b > a:
+                        found.append(Span(context[a:b], a, b, margin))
+            row += len(ws)
+            found.sort(key=lambda sp: -sp.margin)
+            kept: list[Span] = []
+            for sp in found:  # windows overlap: the same span may come from two of them
+                if all(sp.end <= k.start or sp.start >= k.end for k in kept):
+                    kept.append(sp)
+            out.append(kept[:per_context])
+        return out

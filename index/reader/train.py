@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.reader.drcd import ReaderExample, add_negatives, load_drcd
+from index.reader.drcd import ReaderExample, add_negatives, load_drcd, without_answer
 from index.reader.features import Window, read_span, windows
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
@@ -56,12 +56,14 @@ def cpu_flags() -> set[str]:
 
 
 def training_windows(examples: Sequence[ReaderExample], tokenizer: Any, *, max_tokens: int, hard_share: float,
-                     other_share: float, seed: int) -> list[Window]:
+                     other_share: float, seed: int, cut_share: float = 0.0) -> list[Window]:
     """Per question the window holding the answer, a share of the paragraph's other windows (no answer there),
-    and for a share of questions the first window of another article's paragraph."""
+    for a share of questions the first window of another article's paragraph, and for a share the question's
+    own paragraph with the answer's sentence cut out (drcd.without_answer)."""
     rng = random.Random(seed)
     out: list[Window] = []
-    for e in add_negatives(examples, per_question=other_share, seed=seed):
+    cut = without_answer(examples, share=cut_share, seed=seed) if cut_share > 0 else []
+    for e in add_negatives(examples, per_question=other_share, seed=seed) + cut:
         ws = windows(tokenizer, e.question, e.context, e.answer_start, e.answer, max_tokens=max_tokens)
         if e.answerable:
             out += [w for w in ws if w.start][:1]
@@ -128,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=256, help="window length in tokens")
     parser.add_argument("--hard-share", type=float, default=0.3, help="share of no-answer windows of the paragraph")
     parser.add_argument("--other-share", type=float, default=0.3, help="share of questions given another article")
+    parser.add_argument("--cut-share", type=float, default=0.0,
+                        help="share of questions also given their paragraph with the answer's sentence cut out")
     parser.add_argument("--holdout", type=int, default=300, help="questions kept out and scored at the end")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
@@ -161,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = [e for e in examples if e.article not in held]
     holdout = [e for e in examples if e.article in held][: args.holdout]
     data = training_windows(train, tokenizer, max_tokens=args.max_tokens, hard_share=args.hard_share,
-                            other_share=args.other_share, seed=args.seed)
+                            other_share=args.other_share, seed=args.seed, cut_share=args.cut_share)
     positives = sum(1 for w in data if w.start)
     print(f"DRCD: {report.questions} questions, {report.relocated} relocated, {len(report.dropped)} dropped; "
           f"train {len(train)} questions -> {len(data)} windows ({positives} with the answer); hold-out {len(holdout)}",
@@ -229,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frozen": [FROZEN], "weights": WEIGHTS, "weights_sha256": digest, "dtype": "float16",
         "training": {"data": report.as_dict(), "windows": len(data), "positives": positives,
                      "steps": total_steps, "batch": args.batch, "lr": args.lr, "max_tokens": args.max_tokens,
-                     "hard_share": args.hard_share, "other_share": args.other_share, "seed": args.seed,
+                     "hard_share": args.hard_share, "other_share": args.other_share, "cut_share": args.cut_share,
+                     "seed": args.seed,
                      "bf16": bf16, "seconds": round(trained_s),
                      "command": "python -m index.reader.train " + " ".join(sys.argv[1:] if argv is None else argv)},
         "holdout": metrics,

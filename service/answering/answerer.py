@@ -1,0 +1,160 @@
+"""Cited answers from a trained reader: retrieve passages, let the reader find the answer span in the best of
+them, keep the spans whose evidence holds what the question pins down (filters), refuse below the calibrated
+confidence, and cite the exact sentence that holds the span."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from index.gazetteer import load_gazetteer
+from service.answering.calibration import Thresholds
+from service.answering.candidates import Candidate, PassageReader
+from service.answering.compose import Citation, answer_text, citations_for, rival_value, verify_citation
+from service.answering.filters import not_yet, violation
+from service.answering.question import QuestionInfo, analyse, asks_future, fits_type
+from service.retrieval import Retriever, SearchResponse, SearchResult
+
+READ_PASSAGES = 3  # passages the reader reads (measured: see the reader issue's closing note)
+EXTRA_GAP = 1.5  # for why/how/list: a second sentence of the same passage this close to the best is cited too
+REASONS_ZH = {
+    "no_evidence": "所给文档没有提到问题中的关键内容",
+    "low_confidence": "找到的段落不足以可靠回答",
+    "out_of_scope": "问题超出本资料库的范围",
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    short_answer: str | None
+    answer_type: str
+    refused: bool
+    reason: str | None
+    confidence: float
+    conflict: bool
+    citations: tuple[Citation, ...]
+    passages: tuple[SearchResult, ...]
+    generation: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    signals: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.answer, "short_answer": self.short_answer,
+                "answer_type": self.answer_type, "refused": self.refused, "reason": self.reason,
+                "confidence": round(self.confidence, 4), "conflict": self.conflict,
+                "citations": [c.to_dict() for c in self.citations],
+                "passages": [p.to_dict() for p in self.passages], "timings_ms": self.timings_ms,
+                "generation": self.generation, "signals": {k: round(v, 4) for k, v in self.signals.items()}}
+
+
+class Answerer:
+    def __init__(self, retriever: Retriever, reader: PassageReader, thresholds: Thresholds | None = None,
+                 read_passages: int = READ_PASSAGES) -> None:
+        self.retriever = retriever
+        self.reader = reader
+        self.index = retriever.index
+        self.segmenter = retriever.segmenter
+        self.thresholds = thresholds or Thresholds.load()
+        self.read_passages = read_passages
+
+    def with_thresholds(self, thresholds: Thresholds) -> Answerer:
+        return Answerer(self.retriever, self.reader, thresholds, self.read_passages)
+
+    def answer(self, question: str, k: int = 5, mode: str = "hybrid") -> Answer:
+        t0 = time.perf_counter()
+        resp = self.retriever.search(question, max(k, self.read_passages), mode)
+        info = analyse(resp.query, self.segmenter)
+        # a quoted word the articles never use is the asker's own scare quote (“后进”), not a name to find
+        info = replace(info, quoted=tuple(t for t in info.quoted if self.index.mentions(t)))
+        passages = self._with_dense_scores(resp)
+        timings = dict(resp.timings_ms)
+        shown = passages[:k]
+        if asks_future(info.text):  # no reading: no article can know it
+            return self._refusal(resp, info, "out_of_scope", "资料库收录的是已发表的报道，不能回答关于今后几天的问题",
+                                 0.0, {}, shown, timings, t0)
+        t1 = time.perf_counter()
+        cands = self.reader.candidates(resp.query, passages[: self.read_passages])
+        timings["read"] = round((time.perf_counter() - t1) * 1000, 3)
+        judged = [(c, violation(info, c, self.index.documents.get(c.doc_id))) for c in cands]
+        consistent = [c for c, v in judged if v is None]
+        best = consistent[0] if consistent else None
+        signals = self._signals(info, cands, best, passages)
+        confidence = self.thresholds.confidence(signals)
+        first_violation = judged[0][1] if judged else None
+        if best is None:
+            return self._refusal(resp, info, "no_evidence", first_violation, confidence, signals, shown, timings, t0)
+        if not_yet(info, best):
+            return self._refusal(resp, info, "no_evidence", "资料只说明该信息尚未公布", confidence, signals, shown,
+                                 timings, t0)
+        if confidence < self.thresholds.min_confidence:
+            if first_violation is not None:  # the spans about the question's topic are about another year/place
+                return self._refusal(resp, info, "no_evidence", first_violation, confidence, signals, shown,
+                                     timings, t0)
+            reason = "out_of_scope" if signals["dense_top"] < self.thresholds.out_of_scope_dense else "low_confidence"
+            return self._refusal(resp, info, reason, None, confidence, signals, shown, timings, t0)
+        chosen, conflict = self._choose(info, best, consistent)
+        short = None if info.answer_type == "list" else best.span
+        if conflict:
+            short = max(chosen, key=lambda c: c.passage.date).span  # the newest document's value prevails
+        citations = citations_for(chosen)
+        for c in citations:
+            verify_citation(self.index, c)
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 3)
+        return Answer(resp.query, answer_text(citations, conflict), short, info.answer_type, False, None, confidence,
+                      conflict, citations, shown, resp.generation, timings, signals)
+
+    @staticmethod
+    def _choose(info: QuestionInfo, best: Candidate, consistent: list[Candidate]) -> tuple[list[Candidate], bool]:
+        """The candidates to cite: the best; a rival document's different value (conflict); or, for why/how/list
+        questions, a second sentence of the same passage that the reader rates nearly as high."""
+        if info.answer_type == "number":
+            rival = rival_value(best, consistent[1:])
+            if rival is not None:
+                return [best, rival], True
+        if info.explanatory:
+            for c in consistent[1:]:
+                if c.margin < best.margin - EXTRA_GAP:
+                    break
+                if c.passage.chunk_id == best.passage.chunk_id and (c.end <= best.start or c.start >= best.end):
+                    return sorted([best, c], key=lambda x: x.start), False
+        return [best], False
+
+    def _refusal(self, resp: SearchResponse, info: QuestionInfo, reason: str, detail: str | None, confidence: float,
+                 signals: dict[str, float], shown: tuple[SearchResult, ...], timings: dict[str, float],
+                 t0: float) -> Answer:
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 3)
+        why = detail or REASONS_ZH[reason]
+        return Answer(resp.query, f"资料中没有找到可靠答案：{why}。以下是最相关的段落，供参考。", None, info.answer_type,
+                      True, reason, confidence, False, (), shown, resp.generation, timings, signals)
+
+    def _with_dense_scores(self, resp: SearchResponse) -> tuple[SearchResult, ...]:
+        """Sparse mode has no dense scores; the confidence model needs them, so score the passages found."""
+        results = resp.results
+        if not results or any(r.dense_score is not None for r in results):
+            return results
+        qvec = self.retriever.query_vector(resp.query)
+        rows = [self.index.row_of(r.chunk_id) for r in results]
+        scores = self.index.dense.similarities(qvec, rows)
+        return tuple(replace(r, dense_score=float(sc)) for r, sc in zip(results, scores, strict=True))
+
+    def _unseen(self, word: str) -> bool:
+        return all(self.index.sparse.doc_freq(t) == 0 for t in (self.segmenter.tokens(word) or [word]))
+
+    def _signals(self, info: QuestionInfo, cands: list[Candidate], best: Candidate | None,
+                 passages: tuple[SearchResult, ...]) -> dict[str, float]:
+        aliases = load_gazetteer().aliases
+        seen = " ".join(f"{p.title} {p.text}" for p in passages[: self.read_passages])
+        # question words the corpus has never seen and no passage read contains: a sign it asks about something
+        # the articles do not cover
+        missing_rare = sum(1 for w in info.keywords if len(w) >= 2 and w not in seen
+                           and not any(a in seen for a in aliases.get(w, ())) and self._unseen(w))
+        top = cands[0].margin if cands else -20.0
+        margin = best.margin if best is not None else -20.0
+        return {"margin": margin, "gap": min(20.0, max(0.0, top - margin)),
+                "type_fit": 1.0 if best is not None and fits_type(info.answer_type, best.span) else 0.0,
+                "explanatory": 1.0 if info.explanatory or info.answer_type == "yesno" else 0.0,
+                "dense_top": max((p.dense_score or 0.0) for p in passages) if passages else 0.0,
+                "missing_rare": float(min(missing_rare, 2))}

@@ -1,0 +1,124 @@
+"""The confidence model behind refusals, and fitting it: `policyqa calibrate --set eval/sets/seeds-calib.jsonl`.
+
+confidence = sigmoid(bias + Σ weight·signal) over: the reader's margin for the chosen span, how far a better
+span that failed a filter was ahead of it, whether the span is the kind of answer asked for (a numeral for
+多少), whether the question asks why/how/which ones/yes-or-no (the reader is less sure of such spans even when
+right), and question words the articles never use. It is fitted by
+logistic regression on labelled answerable and unanswerable questions (the calibration set, never the dev
+set); the threshold is the balanced one on the same set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from service.answering.answerer import Answerer
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
+# The passages' cosine similarity is left out on purpose: its scale depends on the corpus and the question style
+# (fitted on the seed articles it refused a fifth of Wikipedia questions), while the reader's margin does not.
+FEATURES = ("margin", "gap", "type_fit", "explanatory", "missing_rare")
+L2 = 0.05
+F1_TOLERANCE = 0.03
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    weights: tuple[tuple[str, float], ...] = (("margin", 0.5), ("gap", -0.3), ("type_fit", 1.0),
+                                              ("explanatory", 2.0), ("missing_rare", -1.0))
+    bias: float = -2.0
+    min_confidence: float = 0.5
+    out_of_scope_dense: float = 0.80  # a refusal whose best passage is this far off is "out of scope"
+    reader: str = ""  # the reader (ONNX sha256) the model was fitted with
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Thresholds:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Thresholds:
+        model = data["model"]
+        return cls(weights=tuple((k, float(model["weights"][k])) for k in FEATURES if k in model["weights"]),
+                   bias=float(model["bias"]), reader=str(data.get("reader", "")),
+                   **{k: float(v) for k, v in data["thresholds"].items()
+                      if k in ("min_confidence", "out_of_scope_dense")})
+
+    def confidence(self, signals: dict[str, float]) -> float:
+        z = self.bias + sum(w * signals.get(name, 0.0) for name, w in self.weights)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 4000, lr: float = 0.5) -> tuple[np.ndarray, float]:
+    """Plain L2-regularised logistic regression by gradient descent on standardised features."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    w = np.zeros(z.shape[1])
+    b = 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ w + b)))
+        g = p - y
+        w -= lr * (z.T @ g / len(y) + L2 * w)
+        b -= lr * g.mean()
+    # back to the raw feature scale so the stored model reads directly
+    return w / sd, float(b - (w * mu / sd).sum())
+
+
+def calibrate(answerer: Answerer, questions: list[dict[str, Any]], set_name: str) -> dict[str, Any]:
+    probe = answerer.with_thresholds(replace(answerer.thresholds, min_confidence=0.0))
+    rows = [(q, probe.answer(q["question"])) for q in questions]
+    # filter refusals (other year/place, not announced, future) stand; the model learns from the rest
+    free = [(q, a) for q, a in rows if not a.refused]
+    x = np.array([[a.signals[f] for f in FEATURES] for _, a in free], dtype=float)
+    y = np.array([1.0 if q["answerable"] else 0.0 for q, _ in free])
+    w, b = _fit_logistic(x, y)
+    model = replace(probe.thresholds, weights=tuple(zip(FEATURES, (float(v) for v in w), strict=True)), bias=b)
+    probs = np.array([model.confidence(a.signals) for _, a in free])
+    unans_total = sum(1 for q, _ in rows if not q["answerable"])
+    filter_refused_unans = sum(1 for q, a in rows if a.refused and not q["answerable"])
+    filter_refused_ans = sum(1 for q, a in rows if a.refused and q["answerable"])
+    curve = []
+    for t in np.linspace(0.05, 0.95, 91):
+        refused = probs < t
+        tp = filter_refused_unans + int(((y == 0) & refused).sum())
+        fp = filter_refused_ans + int(((y == 1) & refused).sum())
+        prec = tp / max(1, tp + fp)
+        rec = tp / max(1, unans_total)
+        curve.append((2 * prec * rec / max(1e-9, prec + rec), float(t), prec, rec))
+    # The balanced (best-F1) threshold, except that the lowest threshold within F1_TOLERANCE of it wins: on a
+    # set this small such a gap is one or two questions, and a needless refusal withholds a correct answer.
+    top = max(c[0] for c in curve)
+    f1, t, prec, rec = min((c for c in curve if c[0] >= top - F1_TOLERANCE), key=lambda c: c[1])
+    return {
+        "command": f"policyqa calibrate --set {set_name}",
+        "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "generation": answerer.index.generation,
+        "reader": answerer.reader.fingerprint,
+        "questions": len(rows), "answerable": int(sum(1 for q, _ in rows if q["answerable"])),
+        "unanswerable": unans_total,
+        "model": {"features": list(FEATURES), "weights": dict(model.weights), "bias": model.bias},
+        "thresholds": {"min_confidence": round(t, 3), "out_of_scope_dense": model.out_of_scope_dense},
+        "on_calibration_set": {"refusal_precision": round(prec, 4), "refusal_recall": round(rec, 4),
+                               "refusal_f1": round(f1, 4)},
+    }
+
+
+def write_calibration(data: dict[str, Any], path: Path = CALIBRATION_FILE) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_questions(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,126 @@
+"""From the chosen candidates to what the user reads: citations of the exact sentences, the answer text with
+its sources, and the newest document's value when two documents disagree."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from index.store import LoadedIndex
+from service.answering.candidates import Candidate
+
+# A rival value this close to the best (reader margin) is a disagreement, not noise: the margins of right answers
+# on the calibration set spread over about this much (interquartile range ~5).
+CONFLICT_GAP = 5.0
+_CN_DIGITS = "零一二两三四五六七八九十百千万亿"
+_NUMBER_RE = re.compile(rf"\d+(?:\.\d+)?[万亿千百]*|[{_CN_DIGITS}]+")
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    date: str
+    section: tuple[str, ...]
+    quote: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["section"] = list(self.section)
+        return d
+
+
+class CitationError(AssertionError):
+    """A citation's quote does not equal the cited span of the document: a bug, never shown as an answer."""
+
+
+def verify_citation(index: LoadedIndex, c: Citation) -> None:
+    doc = index.documents.get(c.doc_id)
+    if doc is None or doc.text[c.start:c.end] != c.quote or not c.quote:
+        raise CitationError(f"citation {c.n} does not match {c.doc_id}[{c.start}:{c.end}]")
+
+
+def date_label(date: str) -> str:
+    parts = [p for p in date.split("-") if p.isdigit()]
+    if not parts:
+        return ""
+    label = f"{parts[0]}年"
+    if len(parts) > 1:
+        label += f"{int(parts[1])}月"
+    if len(parts) > 2:
+        label += f"{int(parts[2])}日"
+    return label
+
+
+def cn_number_value(text: str) -> float | None:
+    """Numeric value of '21万多', '22.6亿', '三千', '两万' (for comparing values across documents)."""
+    m = re.search(r"(\d+(?:\.\d+)?)([万亿千百]*)", text)
+    if m:
+        value = float(m.group(1))
+        for ch in m.group(2):
+            value *= {"万": 1e4, "亿": 1e8, "千": 1e3, "百": 1e2}[ch]
+        return value
+    m2 = re.search(f"[{_CN_DIGITS}]+", text)
+    if not m2:
+        return None
+    digits = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+    units = {"十": 10, "百": 100, "千": 1000}
+    total, section, num = 0.0, 0.0, 0.0
+    for ch in m2.group(0):
+        if ch in digits:
+            num = digits[ch]
+        elif ch in units:
+            section += (num or 1) * units[ch]
+            num = 0
+        elif ch in ("万", "亿"):
+            total += (section + num) * (1e4 if ch == "万" else 1e8)
+            section, num = 0, 0
+    return total + section + num
+
+
+def _unit(span: str) -> str:
+    """What a quantity counts: the text after its last number ('383名' → '名')."""
+    found = list(_NUMBER_RE.finditer(span))
+    return span[found[-1].end():].strip() if found else ""
+
+
+def rival_value(best: Candidate, others: list[Candidate]) -> Candidate | None:
+    """Another document stating a different value of the same kind about as confidently as the best."""
+    value = cn_number_value(best.span)
+    if value is None or not re.search(r"\d", best.span):
+        return None
+    for c in others:
+        if c.doc_id == best.doc_id or c.margin < best.margin - CONFLICT_GAP:
+            continue
+        v2 = cn_number_value(c.span)
+        if v2 is not None and re.search(r"\d", c.span) and v2 != value and _unit(c.span) == _unit(best.span):
+            return c
+    return None
+
+
+def citations_for(chosen: list[Candidate]) -> tuple[Citation, ...]:
+    return tuple(Citation(n, c.passage.doc_id, c.passage.chunk_id, c.passage.title, c.passage.date,
+                          c.passage.section, c.sentence, c.start, c.end)
+                 for n, c in enumerate(chosen, start=1))
+
+
+def _source(c: Citation) -> str:
+    when = date_label(c.date)
+    return f"据《{c.title}》（{when}）" if when else f"据《{c.title}》"
+
+
+def answer_text(citations: tuple[Citation, ...], conflict: bool) -> str:
+    if conflict:
+        first, second = sorted(citations, key=lambda c: c.date)
+        return (f"不同报道说法不一：{_source(first)}，{first.quote}[{first.n}]；"
+                f"{_source(second)}，{second.quote}[{second.n}]（以日期较新的报道为准）。")
+    first = citations[0]
+    text = f"{_source(first)}，{first.quote}[1]"
+    for c in citations[1:]:
+        text += f"{c.quote}[{c.n}]"
+    return text

@@ -1,0 +1,71 @@
+"""What the reader cannot judge: whether the evidence holds what the question pins down (its year, period,
+batch, quoted names and places), and whether the passage says the fact is not known yet (另行通知)."""
+
+from __future__ import annotations
+
+import re
+
+from index.gazetteer import load_gazetteer
+from index.store import StoredDocument
+from service.answering.candidates import Candidate
+from service.answering.question import QuestionInfo
+
+# a year the passage's facts are about, not one they are compared with ("比2023年增加53个村")
+_TOPIC_YEAR_RE = re.compile(r"(?<![比较])((?:19|20)\d{2})年(?!以来)")
+_NOT_YET_RE = re.compile(r"另行通知|另行公布|尚未确定|尚未公布|暂未|待定")
+
+
+def _year_supported(year: str, cand: Candidate) -> bool:
+    """The sentence's facts are from `year`: it says so, or the passage's last year mention before it does,
+    or (nothing dated) the article's own date does."""
+    p = cand.passage
+    stated = _TOPIC_YEAR_RE.findall(cand.sentence)
+    if stated:
+        return year in stated
+    if year in p.title or any(year in s for s in p.section):
+        return True
+    before = _TOPIC_YEAR_RE.findall(p.text[: cand.start - p.start])
+    if before:
+        return before[-1] == year
+    if re.search(r"(?:19|20)\d{2}年", p.text):
+        return False  # the passage dates its facts, and not with this year
+    if not p.date[:4].isdigit():
+        return False
+    # an undated fact in a dated article ("今年"); an article from January or February may look back on
+    # the year just ended (the 2025-01 review of 2024)
+    doc_year = int(p.date[:4])
+    early = len(p.date) >= 7 and p.date[5:7].isdigit() and int(p.date[5:7]) <= 2
+    return int(year) == doc_year or (early and int(year) == doc_year - 1)
+
+
+def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -> str | None:
+    """What the question pins down that this candidate's evidence lacks (in Chinese), or None."""
+    p = cand.passage
+    headings = f"{p.title} {' '.join(p.section)} {p.date} {doc.title if doc else ''} {doc.region if doc else ''}"
+    for y in info.years:
+        if not _year_supported(y, cand):
+            return f"找到的段落没有提到{y}年的情况"
+    for term in (*info.periods, *info.ordinals, *info.quoted):
+        # a document's short title (《实施意见》) may be named anywhere in the article the sentence is from
+        scope = doc.text if doc is not None and f"《{term}》" in info.text else p.text
+        if term not in scope and term not in headings:
+            return f"找到的段落没有提到“{term}”"
+    cities = load_gazetteer().cities
+    missing = []
+    for pl in info.places:
+        # a city named only in passing elsewhere in the passage is not where the sentence's facts are
+        where = f"{cand.sentence} {headings}" if pl in cities else f"{p.text} {headings}"
+        if pl not in where:
+            missing.append(pl)
+    # a question naming several places (compare 江海区 and 江城区) needs only one of them per sentence
+    if missing and (len(missing) == len(info.places) or not info.any_place):
+        return f"找到的段落没有关于“{missing[0]}”的内容"
+    return None
+
+
+def not_yet(info: QuestionInfo, cand: Candidate) -> bool:
+    """The answer's sentence says the asked-for fact is not known yet ('具体恢复运营时间另行通知')."""
+    for clause in re.split(r"[，。；,;]", cand.sentence):
+        if _NOT_YET_RE.search(clause) and any(w in clause for w in info.keywords):
+            return True
+    return False

@@ -1,0 +1,129 @@
+"""What a Chinese question pins down (years, places, periods, quoted names) and what kind of answer it wants.
+
+The reader finds the answer; this only feeds the filters (an answer must hold what the question pins down)
+and the composition (a short fact, or sentences for why/how/list questions).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from index.gazetteer import load_gazetteer
+from index.segmentation import Segmenter
+
+# Order matters: the first pattern that matches decides the type.
+_TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("why", re.compile(r"为什么|为何|原因|为啥|何以")),
+    ("list", re.compile(r"哪几(?!年|月|天|号)")),
+    ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|哪天|哪一天|什么时间|几号|何日|哪个月|什么日子")),
+    ("number", re.compile(r"多少|几[个名项条次年支家类种级批所座户期场人岁天倍成趟辆艘班列位]|几方面|多大|多长|多高|多远|多重|"
+                          r"比例|百分之几|占比|增幅|增长了?几|第几|多少钱|票价|股价|利率")),
+    ("person", re.compile(r"谁|哪位|何人|什么人|叫什么名字|姓名")),
+    ("list", re.compile(r"哪些|有哪几|包括什么|包括哪|包含哪|主要有|分别是|分别为")),
+    ("how", re.compile(r"如何|怎样|怎么|什么措施|什么办法|哪种方式|什么方式|做法|举措|怎么做")),
+    ("organization", re.compile(r"哪个(?:单位|部门|机构|企业|公司|组织|党委|党支部|银行|行业)|哪家|"
+                                r"什么(?:单位|部门|机构|组织|企业)|由谁")),
+    ("place", re.compile(r"哪里|哪儿|在哪|何地|什么地方|哪个(?:区|镇|村|市|县|街道|地方|社区|城市|方向|站|岛)|"
+                         r"哪座|哪片")),
+    ("yesno", re.compile(r"是否|吗[？?]?$|有没有|是不是|能否")),
+    ("name", re.compile(r"叫什么|什么名称|名称|什么|哪个|哪一|何种")),
+)
+FACTOID_TYPES = frozenset({"number", "person", "place", "organization", "name", "date"})
+EXPLANATORY_TYPES = frozenset({"why", "how", "list"})  # answered with sentences, not one short fact
+
+_PERIOD_RE = re.compile(r"十[一二三四五六七八九]?五")  # 五年规划 periods: “十三五”, “十四五”
+_ORDINAL_RE = re.compile(r"第[一二三四五六七八九十\d]+(?:批|届|次|期|轮|季度)")
+_QUOTED_Q_RE = re.compile(r"“([^”]{1,30})”|《([^》]{1,40})》")
+_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年?")
+_PLACE_WORD_RE = re.compile(r"^[\u4e00-\u9fff]{1,5}(?:区|镇|村|县|街道|岛)$")
+_NOT_PLACE = frozenset({"小区", "社区", "城区", "园区", "全区", "全市", "农村", "乡村", "山区", "景区", "片区", "辖区",
+                        "商圈", "试验区", "示范区", "实验区", "该区", "本区", "各区", "新区", "乡镇", "村镇", "圩镇",
+                        "主城区", "老城区", "市区", "郊区", "驻区", "行政村", "自然村", "城镇"})
+# Words that only shape the question; they are not evidence to look for.
+QUESTION_WORDS = frozenset({
+    "多少", "几", "什么", "哪些", "哪个", "哪里", "哪儿", "谁", "如何", "怎样", "怎么", "为什么", "为何", "是否", "吗",
+    "请问", "一下", "呢", "哪", "哪位", "何时", "什么时候", "多大", "多长", "有没有", "是不是", "分别", "主要", "具体",
+    "名", "个", "人", "年", "目前", "现在", "当时", "共有", "一共", "总共", "共", "了", "有", "是", "在", "的", "哪家",
+    "叫", "叫做", "称为", "哪一年", "哪年", "哪天", "几月", "包括", "哪几", "情况", "介绍", "说说", "告诉", "我",
+    "多长时间", "多久", "大约", "大概", "左右", "如今", "至今", "哪方面", "哪种",
+})
+_FUTURE_RE = re.compile(r"明天|明日|后天|下周|下星期|下礼拜|下个月|今晚|明晚|未来几天|接下来几天")
+
+
+@dataclass(frozen=True)
+class QuestionInfo:
+    text: str
+    answer_type: str
+    years: tuple[str, ...]
+    places: tuple[str, ...]
+    keywords: tuple[str, ...]
+    periods: tuple[str, ...] = ()  # 十四五 ...
+    ordinals: tuple[str, ...] = ()  # 第二批 ...
+    quoted: tuple[str, ...] = ()  # names the question puts in quotes (“质量月”, 《行动方案》)
+    any_place: bool = False  # places joined by 和/与 (compare 江海区 and 江城区): one per sentence suffices
+
+    @property
+    def factoid(self) -> bool:
+        return self.answer_type in FACTOID_TYPES
+
+    @property
+    def explanatory(self) -> bool:
+        return self.answer_type in EXPLANATORY_TYPES
+
+
+def answer_type(question: str) -> str:
+    for name, pat in _TYPE_PATTERNS:
+        m = pat.search(question)
+        if m and name == "person" and m.group(0) == "叫什么名字" and not _names_person(question[:m.start()]):
+            continue  # "服务台叫什么名字" asks for the name of a thing
+        if m:
+            return name
+    return "other"
+
+
+def _names_person(text: str) -> bool:
+    return bool(re.search(r"书记|市长|区长|主任|负责人|代表|部长|局长|[他她]|这位|那位|同志|女士|先生|阿姨|大叔", text))
+
+
+def asks_future(question: str) -> bool:
+    """'明天江门会下雨吗': the library holds published articles, which cannot know what comes next."""
+    return bool(_FUTURE_RE.search(question))
+
+
+def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
+    q = question.strip()
+    gazetteer = load_gazetteer()
+    places = [p for p in gazetteer.places if p in q]
+    words = segmenter.words(q)
+    for w in words:
+        # a named district/town/village (jieba word such as 新会区, 杜阮镇), not a generic one (小区, 全区)
+        if _PLACE_WORD_RE.match(w) and w not in _NOT_PLACE and not w.endswith(("小区", "地区")) \
+                and not any(w in p or p in w for p in places):
+            places.append(w)
+    keywords = [w for w in segmenter.content_words(q)
+                if w not in QUESTION_WORDS and (len(w) >= 2 or w.isdigit())
+                and not re.fullmatch(r"(?:19|20)\d{2}", w)]  # years are checked separately
+    return QuestionInfo(q, answer_type(q), tuple(dict.fromkeys(_YEAR_RE.findall(q))), tuple(dict.fromkeys(places)),
+                        tuple(dict.fromkeys(keywords)),
+                        periods=tuple(dict.fromkeys(_PERIOD_RE.findall(q))),
+                        ordinals=tuple(dict.fromkeys(_ORDINAL_RE.findall(q))),
+                        quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
+                        any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)))
+
+
+_NUMERAL_RE = re.compile(r"[\d零一二两三四五六七八九十百千万亿几多半]")
+_DATE_RE = re.compile(r"\d|[年月日时天周]|世纪|年代|[春夏秋冬]季|[上下]旬|[初底末]")
+_PERSON_RE = re.compile(r"[\u4e00-\u9fff]{2,4}|[\u4e00-\u9fff]{1,6}·[\u4e00-\u9fff]{1,8}|[A-Za-z][A-Za-z .\-]{1,40}")
+
+
+def fits_type(answer_type: str, span: str) -> bool:
+    """Whether a span can be the kind of answer asked for: a count holds a numeral, a date a time word, a
+    person's name is short. A signal for the confidence model, never a reason to pick a span."""
+    if answer_type == "number":
+        return bool(_NUMERAL_RE.search(span))
+    if answer_type == "date":
+        return bool(_DATE_RE.search(span))
+    if answer_type == "person":
+        return bool(_PERSON_RE.fullmatch(span.strip("“”\"'")))
+    return True

@@ -1,0 +1,147 @@
+"""Question analysis, the lexicon data files, the filters and the composition, without the model (fast)."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from index.fusion import rrf, score_fusion
+from index.gazetteer import load_gazetteer
+from index.reader.features import Window, top_spans
+from index.segmentation import Segmenter
+from service.answering.candidates import Candidate
+from service.answering.compose import answer_text, citations_for, cn_number_value, date_label, rival_value
+from service.answering.filters import not_yet, violation
+from service.answering.question import analyse, asks_future
+from service.retrieval import SearchResult
+
+SEG = Segmenter()
+
+
+def passage(text: str, *, doc: str = "d1", date: str = "2024-09-10", title: str = "标题", start: int = 0,
+            section: tuple[str, ...] = ()) -> SearchResult:
+    return SearchResult(rank=1, doc_id=doc, chunk_id=f"{doc}#0", title=title, section=section, date=date,
+                        kind="body", text=text, start=start, end=start + len(text), score=1.0,
+                        fused_score=None, dense_rank=None, dense_score=0.9, sparse_rank=None, sparse_score=None)
+
+
+def candidate(p: SearchResult, span: str, margin: float = 10.0, sentence: str | None = None) -> Candidate:
+    sent = sentence or next(s + "。" for s in p.text.split("。") if span in s)
+    s0 = p.text.index(sent)
+    a = p.text.index(span)
+    return Candidate(p, span, p.start + a, p.start + a + len(span), p.start + s0, p.start + s0 + len(sent), sent,
+                     margin)
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("江海区区长是谁？", "person"),
+    ("“侨都质量贷”的贷款利率是多少？", "number"),
+    ("建设银行江门分行给予3.5亿元授信额度的是哪家企业？", "organization"),
+    ("陈岸明调研去了哪几个区？", "list"),
+    ("为什么要建强基层党组织？", "why"),
+    ("江门站为重点旅客提供服务的服务台叫什么名字？", "name"),  # a thing's name, not a person's
+    ("江门市委书记叫什么名字？", "person"),
+])
+def test_answer_types(question: str, kind: str) -> None:
+    assert analyse(question, SEG).answer_type == kind
+
+
+def test_periods_ordinals_quotes_and_places() -> None:
+    info = analyse("“十四五”期间江门市第二批党群服务好项目有多少个？", SEG)
+    assert info.periods == ("十四五",) and info.ordinals == ("第二批",) and "十四五" in info.quoted
+    both = analyse("江门江海区和阳江江城区都推行的做法叫什么？", SEG)
+    assert both.any_place and {"江门", "阳江"} <= set(both.places)
+    assert not analyse("广州市人才资源总量达到多少？", SEG).any_place
+    info = analyse("2023年佛山市新会区有多少名网格员？", SEG)
+    assert info.years == ("2023",) and "佛山" in info.places and "新会" in info.places
+
+
+def test_generic_area_words_are_not_places_and_future_is_flagged() -> None:
+    assert analyse("“十三五”期间阳江主城区居民收入每年平均涨了多少？", SEG).places == ("阳江",)
+    assert "驻区" not in analyse("江海区社区大党委带动了多少家驻区单位？", SEG).places
+    assert asks_future("明天江门会下雨吗？") and asks_future("下周江门还会有台风吗？")
+    assert not asks_future("2024年9月江门启动了几级防风应急响应？")
+
+
+def test_lexicon_files_hold_places_and_aliases() -> None:
+    g = load_gazetteer()
+    assert "江门" in g.cities and "新会" in g.places and "新会" not in g.cities
+    assert g.aliases["侨都"] == ("江门",) and "共产党员" not in g.place_aliases
+    assert g.expand("侨都农民收入的增幅在珠三角排第几？") == "侨都农民收入的增幅在珠三角排第几？（江门）"
+    assert g.expand("“侨都质量贷”的利率是多少？").startswith("“侨都质量贷”")  # names stay whole
+    assert g.expand("江门侨乡有多少侨胞？") == "江门侨乡有多少侨胞？"  # already named
+    assert g.expand("台山有多少个驿站？") == "台山有多少个驿站？"
+
+
+def test_year_filter_reads_the_sentence_the_passage_and_the_date() -> None:
+    p = passage("2024年，全市新增党员1200名。农村居民人均收入增长5.6%，比2023年增加53个村。", title="江门年度综述")
+    info = analyse("2023年江门农村居民人均收入增长了多少？", SEG)
+    assert violation(info, candidate(p, "5.6%"), None) == "找到的段落没有提到2023年的情况"
+    # the 2023 is a comparison: the fact is 2024's
+    assert violation(analyse("2024年江门农村居民人均收入增长了多少？", SEG), candidate(p, "5.6%"), None) is None
+    undated = passage("今年暑运江门站发送旅客37.5万人次。", date="2024-09-02")
+    assert violation(analyse("2024年暑运江门站发送旅客多少人次？", SEG), candidate(undated, "37.5万人次"), None) is None
+    assert violation(analyse("2022年暑运江门站发送旅客多少人次？", SEG), candidate(undated, "37.5万人次"), None)
+
+
+def test_place_filter_needs_a_city_in_the_sentence_and_an_area_in_the_passage() -> None:
+    p = passage("江海区学习佛山经验，划分190个网格。全区383名专职网格员到位。", title="江海区党建")
+    assert violation(analyse("佛山有多少名专职网格员？", SEG), candidate(p, "383名"), None) is not None
+    assert violation(analyse("江海区有多少名专职网格员？", SEG), candidate(p, "383名"), None) is None
+    assert violation(analyse("台山有多少名专职网格员？", SEG), candidate(p, "383名"), None) == "找到的段落没有关于“台山”的内容"
+
+
+def test_not_announced_yet() -> None:
+    p = passage("受台风影响，川山群岛航线暂停运营，具体恢复运营时间另行通知。")
+    info = analyse("川山群岛航线什么时候恢复运营？", SEG)
+    assert not_yet(info, candidate(p, "另行通知"))
+    assert not not_yet(analyse("川山群岛航线为什么暂停？", SEG), candidate(p, "受台风影响"))
+
+
+def test_conflicting_values_cite_both_and_the_newest_prevails() -> None:
+    old = passage("目前全区190名专职网格员均已到位。", doc="a", date="2022-05", title="甲")
+    new = passage("全区383名专职网格员定期巡查。", doc="b", date="2022-09-26", title="乙")
+    best, other = candidate(new, "383名", 12.0), candidate(old, "190名", 11.0)
+    assert rival_value(best, [other]) is other
+    assert rival_value(best, [candidate(old, "190名", 5.0)]) is None  # far less sure: not a disagreement
+    assert rival_value(best, [candidate(passage("全区383名专职网格员。", doc="c"), "383名")]) is None
+    text = answer_text(citations_for([best, other]), conflict=True)
+    assert text.index("2022年5月") < text.index("2022年9月26日") and "以日期较新的报道为准" in text
+
+
+def test_citations_and_dates() -> None:
+    p = passage("首句。江门市目前有21万多名党员。", start=100)
+    c = citations_for([candidate(p, "21万多名")])[0]
+    assert (c.start, c.end, c.quote) == (103, 103 + len("江门市目前有21万多名党员。"), "江门市目前有21万多名党员。")
+    assert date_label("2022-05") == "2022年5月" and date_label("") == ""
+    assert answer_text((c,), conflict=False).startswith("据《标题》（2024年9月10日），江门市目前有")
+
+
+@pytest.mark.parametrize(("text", "value"), [("21万多名", 210000), ("22.6亿元", 2.26e9), ("三千", 3000),
+                                            ("两万", 20000), ("60%以上", 60)])
+def test_chinese_numbers(text: str, value: float) -> None:
+    assert cn_number_value(text) == pytest.approx(value)
+
+
+def test_top_spans_are_distinct_and_best_first() -> None:
+    w = Window(ids=tuple(range(10)), context_from=4, offsets=tuple((i, i + 1) for i in range(5)), start=0, end=0)
+    s = np.full(10, -5.0)
+    e = np.full(10, -5.0)
+    s[0] = e[0] = 0.0  # no-answer score 0
+    s[5], e[6] = 4.0, 4.0  # best span: context tokens 1..2
+    s[8], e[8] = 2.0, 2.0  # a second one: token 4
+    spans = top_spans(s, e, w, n=3)
+    assert spans[0] == (8.0, 1, 3) and spans[1] == (4.0, 4, 5)
+    assert all(not (a < d and c < b) for (_, a, b), (_, c, d) in pairwise(spans))
+
+
+def test_score_fusion_keeps_a_clear_sparse_winner_and_breakdowns() -> None:
+    dense = [(2, 0.90), (1, 0.89), (0, 0.85)]
+    sparse = [(1, 20.0), (2, 5.0)]
+    fused = score_fusion(dense, sparse, alpha=0.3)
+    assert fused[0].row == 1 and fused[0].sparse_rank == 1 and fused[0].dense_rank == 2
+    assert rrf(dense, sparse)[0].row in (1, 2)
+    assert [h.row for h in score_fusion(dense, [], alpha=0.3)] == [2, 1, 0]
+    assert {h.row for h in fused} == {0, 1, 2}

@@ -47,14 +47,15 @@ def read_gold(reader: Any, set_name: str, limit: int | None = None) -> dict[str,
 
 
 def cmd_reader(args: Any, settings: Any) -> int:
-    from index.reader.assemble import reader_complete
+    from index.reader.assemble import WEIGHTS_DIR, reader_complete
     from index.reader.onnx_reader import OnnxReader
     from service.cli import CliError
 
     folder = Path(args.reader_dir) if args.reader_dir else settings.reader_dir
     if not (EXTERNAL_DIR / args.set / "corpus.jsonl").is_file():
         raise CliError(f"没有这个外部评测集 / no external set {args.set!r} with gold passages in {EXTERNAL_DIR}")
-    if not reader_complete(folder):
+    # a folder named on the command line may hold a reader assembled from other layers (to compare them)
+    if not reader_complete(folder, weights_dir=None if args.reader_dir else WEIGHTS_DIR):
         raise CliError(f"没有组装好的阅读模型 / no assembled reader in {folder}: run `policyqa model prepare`")
     result = read_gold(OnnxReader(folder), args.set, args.limit)
     print(json.dumps(result, ensure_ascii=False))

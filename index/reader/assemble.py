@@ -36,13 +36,14 @@ def shipped(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any] | None:
         return None
 
 
-def reader_complete(out_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> bool:
-    """An assembled reader is there, and from the layers that ship now (a pull may bring newer ones)."""
+def reader_complete(out_dir: Path, weights_dir: Path | None = WEIGHTS_DIR) -> bool:
+    """An assembled reader is there, and from the layers that ship now (a pull may bring newer ones); with
+    ``weights_dir=None``, any assembled reader (one assembled from other layers, to compare)."""
     try:
         manifest = json.loads((out_dir / READER_MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    current = shipped(weights_dir)
+    current = shipped(weights_dir) if weights_dir is not None else None
     fresh = current is None or manifest.get("weights_sha256") == current.get("weights_sha256")
     return (out_dir / READER_ONNX).is_file() and bool(manifest.get("onnx_sha256")) and fresh
 

@@ -117,7 +117,7 @@ class Answerer:
         if info.explanatory:
             for c in consistent[1:]:
                 if c.margin < best.margin - EXTRA_GAP:
-                    break
+                    continue  # candidates are in rank-adjusted order, not by raw margin
                 if c.passage.chunk_id == best.passage.chunk_id and (c.end <= best.start or c.start >= best.end):
                     return sorted([best, c], key=lambda x: x.start), False
         return [best], False

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY_ROWS: tuple[str, ...] = (
-    "n", "n_answerable", "hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10", "accuracy", "accuracy_factoid",
+    "n", "n_answerable", "errors", "hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10", "accuracy", "accuracy_factoid",
     "em", "f1", "citation_verification_rate", "citation_support_rate", "refusal_precision", "refusal_recall",
     "refusal_rate", "latency_p50_ms", "latency_p95_ms", "search_latency_p50_ms", "search_latency_p95_ms",
 )
@@ -82,7 +82,7 @@ def make_plots(metrics: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for md in modes:
-        lat = [float(r["timings"]["answer_ms"]) for r in rows if r["mode"] == md]
+        lat = [float(r["timings"]["answer_ms"]) for r in rows if r["mode"] == md and r.get("timings")]
         ax.hist(lat, bins=30, alpha=0.5, label=md)
     ax.set_xlabel("answer latency (ms)")
     ax.set_ylabel("questions")

@@ -76,6 +76,20 @@ def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, s
     }
 
 
+def error_row(q: Question, mode: str, exc: Exception) -> dict[str, Any]:
+    """The row of a question the engine could not answer (empty text, engine error): scored as a miss, counted
+    as an error, and the run goes on."""
+    return {
+        "id": q.id, "mode": mode, "question": q.question, "tags": list(q.tags), "answerable": q.answerable,
+        "answers": list(q.answers), "gold_docs": list(q.gold_docs), "require_all": q.require_all,
+        "error": {"type": type(exc).__name__, "message": str(exc)},
+        "ranked_doc_ids": [], "ranked_chunk_ids": [],
+        "answer": {"answer": "", "short_answer": None, "refused": False, "reason": None, "confidence": None,
+                   "citations": []},
+        "citation_checks": [], "citation_verified": True, "timings": None,
+    }
+
+
 def run_set(engine: Engine, questions: Sequence[Question], modes: Sequence[str], out_path: Path,
             progress: bool = True, doc_ids: Mapping[str, str] | None = None) -> int:
     """Write run.jsonl; returns the number of rows."""
@@ -89,7 +103,11 @@ def run_set(engine: Engine, questions: Sequence[Question], modes: Sequence[str],
         for mode in modes:
             bar.set_postfix(mode=mode)
             for q in questions:
-                f.write(json.dumps(run_question(engine, q, mode, doc_ids), ensure_ascii=False) + "\n")
+                try:
+                    row = run_question(engine, q, mode, doc_ids)
+                except Exception as exc:  # one bad question must not end a run of thousands
+                    row = error_row(q, mode, exc)
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 n += 1
                 bar.update(1)
     return n

@@ -45,7 +45,8 @@ def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """All metrics for one group of rows (one mode, possibly one tag)."""
     answerable = [r for r in rows if r["answerable"]]
     retr = [r for r in answerable if r["gold_docs"]]
-    out: dict[str, Any] = {"n": len(rows), "n_answerable": len(answerable)}
+    out: dict[str, Any] = {"n": len(rows), "n_answerable": len(answerable),
+                           "errors": sum(1 for r in rows if r.get("error"))}
     for k in HIT_KS:
         out[f"hit@{k}"] = _r(m.mean([m.hit_at_k(r["ranked_doc_ids"], r["gold_docs"], k) for r in retr]))
     out["mrr"] = _r(m.mean([m.reciprocal_rank(r["ranked_doc_ids"], r["gold_docs"]) for r in retr]))
@@ -69,8 +70,9 @@ def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["refusal_precision"] = _r(m.refusal_precision(refused, unans))
     out["refusal_recall"] = _r(m.refusal_recall(refused, unans))
     out["refusal_rate"] = _r(m.mean([1.0 if x else 0.0 for x in refused]))
-    lat = [float(r["timings"]["answer_ms"]) for r in rows]
-    slat = [float(r["timings"]["search_ms"]) for r in rows]
+    timed = [r for r in rows if r.get("timings")]  # error rows have none
+    lat = [float(r["timings"]["answer_ms"]) for r in timed]
+    slat = [float(r["timings"]["search_ms"]) for r in timed]
     out["latency_p50_ms"] = _r(m.percentile(lat, 50))
     out["latency_p95_ms"] = _r(m.percentile(lat, 95))
     out["search_latency_p50_ms"] = _r(m.percentile(slat, 50))

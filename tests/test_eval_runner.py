@@ -90,3 +90,25 @@ def test_score_and_baseline_roundtrip(smoke_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     assert eval_main(["eval", "baseline", str(smoke_run), "--baseline", str(out)]) == 0
     assert eval_main(["eval", "compare", str(smoke_run), "--baseline", str(out)]) == 0
+
+
+def test_a_failing_question_becomes_an_error_row_and_the_run_goes_on(real_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from eval.runner import run_set
+    from eval.scoring import score_dir
+    from eval.sets import Question
+
+    questions = [
+        Question("q1", "江门市目前有多少名党员？", ("21万多名",), ("jiangmen-party-building-governance-2022",), (), True,
+                 ("number", "factoid")),
+        Question("q2", "   ", ("x",), ("d",), (), True, ("number",)),  # a public split really has empty questions
+        Question("q3", "江门累计落实基层党建经费多少？", ("22.6亿元",), ("jiangmen-party-building-review-2025",), (),
+                 True, ("number",)),
+    ]
+    assert run_set(real_engine, questions, ["hybrid"], tmp_path / "run.jsonl", progress=False) == 3
+    rows = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2", "q3"]
+    assert rows[1]["error"]["type"] == "QueryError" and "empty" in rows[1]["error"]["message"]
+    assert "error" not in rows[0] and "error" not in rows[2]
+    overall = score_dir(tmp_path)["modes"]["hybrid"]["overall"]
+    assert overall["errors"] == 1 and overall["n"] == 3
+    assert overall["latency_p50_ms"] is not None  # the error row has no timings and is left out of them

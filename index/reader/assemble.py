@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from index.generations import fsync_dir
-from index.modelprep import ModelPrepError, sha256_file, swap_into_place
+from index.modelprep import (
+    ModelPrepError,
+    exclusive_lock,
+    remove_stale_temporaries,
+    sha256_file,
+    swap_into_place,
+)
 from index.onnxexport import OPSET, QUANTIZATION, export_module, quantise
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -49,9 +55,15 @@ def reader_complete(out_dir: Path, weights_dir: Path | None = WEIGHTS_DIR) -> bo
 
 
 def ensure_reader(e5_dir: Path, out_dir: Path, progress: Progress | None = None) -> Path:
-    """The assembled reader folder, assembling it first when missing or older than the shipped layers."""
-    if not reader_complete(out_dir):
-        assemble_reader(e5_dir, out_dir, progress=progress)
+    """The assembled reader folder, assembling it first when missing or older than the shipped layers; one
+    process assembles while the others wait (several workers may start at once), as for the e5 folder."""
+    if reader_complete(out_dir):
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_dir):
+        if not reader_complete(out_dir):  # another process may have assembled it while we waited
+            remove_stale_temporaries(out_dir)
+            assemble_reader(e5_dir, out_dir, progress=progress)
     return out_dir
 
 

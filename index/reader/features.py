@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Window", "best_span", "read_span", "top_spans", "windows"]
+__all__ = ["Window", "read_span", "top_spans", "windows"]
 
 
 @dataclass(frozen=True)
@@ -56,21 +56,6 @@ def windows(tokenizer: Any, question: str, context: str, answer_start: int | Non
         begin += step
 
 
-def best_span(start_logits: Any, end_logits: Any, w: Window, max_answer_tokens: int = 24) -> tuple[float, int, int]:
-    """(span score - no-answer score, start token, end token) of the best span inside the context."""
-    s = np.asarray(start_logits, dtype=np.float32)
-    e = np.asarray(end_logits, dtype=np.float32)
-    lo, hi = w.context_from, w.context_from + len(w.offsets)
-    best = (-1e9, 0, 0)
-    top = np.argsort(s[lo:hi])[::-1][:20] + lo
-    for i in top:
-        for j in range(int(i), min(hi, int(i) + max_answer_tokens)):
-            score = float(s[i] + e[j])
-            if score > best[0]:
-                best = (score, int(i), j)
-    return best[0] - float(s[0] + e[0]), best[1], best[2]
-
-
 def top_spans(start_logits: Any, end_logits: Any, w: Window, n: int = 3,
               max_answer_tokens: int = 24) -> list[tuple[float, int, int]]:
     """Up to ``n`` best non-overlapping spans of a window as (margin over no-answer, start char, end char),
@@ -101,9 +86,9 @@ def read_span(starts: Any, ends: Any, context: str, ws: Sequence[Window]) -> tup
     (text, start, end, margin over no-answer), offsets into ``context``, surrounding spaces trimmed."""
     best = ("", 0, 0, -1e9)
     for k, w in enumerate(ws):
-        margin, i, j = best_span(starts[k], ends[k], w)
-        if margin > best[3]:
-            a, b = w.offsets[i - w.context_from][0], w.offsets[j - w.context_from][1]
+        for margin, a, b in top_spans(starts[k], ends[k], w, 1):
+            if margin <= best[3]:
+                continue
             while a < b and context[a].isspace():
                 a += 1
             while b > a and context[b - 1].isspace():

@@ -42,9 +42,8 @@ class Candidate:
         return self.passage.doc_id
 
 
-def _holding(text: str, a: int, b: int) -> tuple[int, int]:
-    """The sentence span(s) of `text` that hold [a, b)."""
-    spans = sentence_spans(text)
+def _holding(spans: list[tuple[int, int]], a: int, b: int) -> tuple[int, int]:
+    """The sentence span(s) among a passage's `spans` that hold [a, b)."""
     inside = [(s, e) for s, e in spans if s < b and e > a]
     if not inside:
         return a, b
@@ -81,9 +80,10 @@ class PassageReader:
         spans = self.reader.read_many(question, [p.text for p in passages], SPANS_PER_PASSAGE)
         out: list[Candidate] = []
         for p, found in zip(passages, spans, strict=True):
+            sentences = sentence_spans(p.text)
             for sp in found:
                 a, b = whole_quantity(p.text, sp.start, sp.end)
-                s, e = _holding(p.text, a, b)
+                s, e = _holding(sentences, a, b)
                 out.append(Candidate(p, p.text[a:b], p.start + a, p.start + b, p.start + s, p.start + e,
                                      p.text[s:e], sp.margin))
         out.sort(key=lambda c: -(c.margin - RANK_PENALTY * (c.passage.rank - 1)))

@@ -338,7 +338,7 @@ def print_table(rows: list[Figures]) -> None:
 def workspace(keep: bool) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="policyqa-bench-http-"))
     try:
-        shutil.copytree(REPO / "corpus" / "raw", root / "corpus", ignore=shutil.ignore_patterns(".*"))
+        shutil.copytree(REPO / "corpus" / "seeds", root / "corpus", ignore=shutil.ignore_patterns(".*"))
         yield root
     finally:
         if keep:

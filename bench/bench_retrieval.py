@@ -2,7 +2,7 @@
 
 What it measures, on this machine, through the project's own code paths:
 
-  1. Seed index (corpus/raw, built here from scratch): query-encode p50/p99, search-only p50/p99
+  1. Seed index (corpus/seeds, built here from scratch): query-encode p50/p99, search-only p50/p99
      (``Retriever.search`` given the pre-encoded query vector: dense, sparse, hybrid) and end-to-end
      ``Retriever.search`` p50/p99 per mode, over the questions of eval/sets/seeds-dev.jsonl.
   2. A synthetic N-chunk index (default 100,000): documents recombined from the seed sentences
@@ -72,7 +72,7 @@ from machine import cpu_info, describe  # noqa: E402  (bench/ is the script's fo
 
 from corpus.chunking import Chunk, chunk_document  # noqa: E402
 from corpus.cleaning import CleanDocument, clean_document  # noqa: E402
-from corpus.documents import DEFAULT_RAW_DIR, Document, parse_document, render_document  # noqa: E402
+from corpus.documents import SEEDS_DIR, Document, parse_document, render_document  # noqa: E402
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus  # noqa: E402
 from corpus.sentences import sentence_spans  # noqa: E402
 from index.segmentation import Segmenter  # noqa: E402
@@ -949,7 +949,7 @@ def run_all(args: argparse.Namespace, labels: list[str], work: Path) -> dict[str
     n_synth = args.synthetic if args.synthetic is not None else (5000 if args.quick else 100_000)
     queries = load_questions(args.queries or (30 if args.quick else None))
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    raw_src = DEFAULT_RAW_DIR
+    raw_src = SEEDS_DIR
     cpu = cpu_info()
     out: dict[str, Any] = {"reps": reps, "queries": len(queries), "synthetic_n": n_synth, "cpu": cpu}
     targets: list[tuple[str, str, str, bool]] = []  # (figure, value, target, met)

@@ -1,4 +1,4 @@
-"""Loading stored articles: `corpus/raw/<doc_id>.md` = YAML front matter + the body as captured.
+"""Loading stored articles: `<documents folder>/<doc_id>.md` = YAML front matter + the body as captured.
 
 Loading never writes: the stored body is the ground truth that cleaned text and citations derive from.
 A bad file is reported (file + problem, in Chinese and English) and skipped; the others still load.
@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import shutil
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,7 @@ import yaml
 
 from corpus.errors import BilingualError
 
-DEFAULT_RAW_DIR = Path(__file__).resolve().parent / "raw"
+SEEDS_DIR = Path(__file__).resolve().parent / "seeds"  # the embedded default corpus
 
 DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -162,7 +165,7 @@ def iter_document_files(raw_dir: Path) -> Iterable[Path]:
     return sorted(p for p in raw_dir.glob("*.md") if p.is_file() and not p.name.startswith("."))
 
 
-def load_corpus(raw_dir: Path = DEFAULT_RAW_DIR) -> CorpusLoad:
+def load_corpus(raw_dir: Path = SEEDS_DIR) -> CorpusLoad:
     """Load every `*.md` under raw_dir (sorted by file name, so duplicates resolve the same way each time)."""
     docs: list[Document] = []
     problems: list[LoadProblem] = []
@@ -191,3 +194,43 @@ def render_document(meta: Mapping[str, Any], body: str) -> str:
     """Front matter + body, the stored form of a document (used when documents are added)."""
     head = yaml.safe_dump(dict(meta), allow_unicode=True, sort_keys=False, default_flow_style=False)
     return f"---\n{head}---\n{body}"
+
+
+def seed_documents(target: Path, seeds: Path = SEEDS_DIR) -> bool:
+    """Create the documents folder with the embedded seed articles when it does not exist yet.
+
+    Only a missing folder is seeded: one an operator emptied stays empty. The copy is made in a hidden
+    sibling and renamed into place, so a crash never leaves a half-seeded folder. Returns True when it
+    seeded.
+    """
+    if target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.seeding-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(seeds, tmp, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another process seeded it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    return True
+
+
+class StoredIds:
+    """The doc_ids stored in a folder, read again only when the folder changed (its mtime moves on every
+    file added, renamed or removed), so asking on every request costs one stat."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._cached: tuple[int, frozenset[str]] | None = None
+
+    def __call__(self) -> frozenset[str]:
+        try:
+            stamp = self.folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            return frozenset()
+        cached = self._cached
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, frozenset(d.doc_id for d in load_corpus(self.folder).documents))
+            self._cached = cached
+        return cached[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from corpus.chunking import Chunk, ChunkerConfig, chunk_document
 from corpus.cleaning import CleanDocument, clean_document
-from corpus.documents import DEFAULT_RAW_DIR, Document, LoadProblem, load_corpus
+from corpus.documents import SEEDS_DIR, Document, LoadProblem, load_corpus
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def process_documents(documents: tuple[Document, ...], problems: tuple[LoadProbl
     return ChunkedCorpus(documents, cleaned, tuple(chunks), problems, config)
 
 
-def load_chunked_corpus(raw_dir: Path = DEFAULT_RAW_DIR, config: ChunkerConfig | None = None) -> ChunkedCorpus:
+def load_chunked_corpus(raw_dir: Path = SEEDS_DIR, config: ChunkerConfig | None = None) -> ChunkedCorpus:
     loaded = load_corpus(raw_dir)
     return process_documents(loaded.documents, loaded.problems, config)
 

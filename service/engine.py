@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from corpus.documents import StoredIds, seed_documents
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus
 from index.builder import BuildResult, ModelInfo, build_index
 from index.encoders import TextEncoder, load_encoder
@@ -44,6 +45,7 @@ class Engine:
         self._index: LoadedIndex | None = None
         self._reader: PassageReader | None = None
         self._lock = threading.RLock()
+        self._stored = StoredIds(settings.corpus_dir)
 
     # --- model ---------------------------------------------------------------------------------------
     def model_dir(self) -> Path:
@@ -82,7 +84,14 @@ class Engine:
 
     # --- index ---------------------------------------------------------------------------------------
     def corpus(self) -> ChunkedCorpus:
+        if seed_documents(self.settings.corpus_dir):
+            log.info("seeded %s with the embedded articles", self.settings.corpus_dir)
         return load_chunked_corpus(self.settings.corpus_dir, self.settings.chunker())
+
+    def removed(self, idx: LoadedIndex) -> frozenset[str]:
+        """Documents of this generation whose files were deleted since: never cited again, even before the
+        rebuild that drops them."""
+        return frozenset(idx.documents) - self._stored()
 
     def build(self, progress: Progress = _quiet, corpus: ChunkedCorpus | None = None) -> BuildResult:
         corpus = corpus or self.corpus()
@@ -148,9 +157,10 @@ class Engine:
             return True
 
     def retriever(self) -> Retriever:
-        return Retriever(self.index, self.encoder, self.segmenter, rrf_k=self.settings.rrf_k,
+        idx = self.index
+        return Retriever(idx, self.encoder, self.segmenter, rrf_k=self.settings.rrf_k,
                          max_k=self.settings.max_k, fusion=self.settings.fusion,
-                         dense_weight=self.settings.dense_weight)
+                         dense_weight=self.settings.dense_weight, exclude=self.removed(idx))
 
     def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> SearchResponse:
         return self.retriever().search(query, k or self.settings.default_k, mode)

@@ -264,3 +264,10 @@ class JobRunner:
 
     def get(self, job_id: str) -> Job | None:
         return self.store.status(job_id)
+
+    def active(self) -> Job | None:
+        return self.store.active()
+
+    def recent(self, n: int = 20) -> list[Job]:
+        jobs = (self.store.status(job_id) for job_id in self.store.job_ids()[:n])
+        return [j for j in jobs if j is not None]

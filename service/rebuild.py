@@ -4,9 +4,6 @@ Runs at low CPU priority (nice +10) so the serving workers keep their latency. S
 POLICYQA_* environment the parent passes. The job file is updated atomically as the build progresses;
 the build itself publishes the generation atomically (index.generations), so killing this process at any
 point leaves the previous generation current and intact.
-
-`--ensure` is the first-start mode of `policyqa serve` with several workers: prepare the model and build
-an index if there is none, in the foreground, then exit.
 """
 
 from __future__ import annotations
@@ -83,27 +80,14 @@ def run_job(job_id: str) -> int:
     return 0
 
 
-def ensure() -> int:
-    """Prepare the model and build an index when none loads (first start)."""
-    from service.server import ensure_index
-
-    ensure_index(env_settings())
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m service.rebuild", description=__doc__)
-    p.add_argument("--job-id", help="the job to run (its file is under <index_dir>/jobs/)")
+    p.add_argument("--job-id", required=True, help="the job to run (its file is under <index_dir>/jobs/)")
     p.add_argument("--lock-fd", type=int, default=None,
                    help="inherited descriptor of the job's lock file, held until this process exits")
-    p.add_argument("--ensure", action="store_true", help="first-start mode: model + index if missing")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    if args.ensure:
-        return ensure()
-    if not args.job_id:
-        p.error("--job-id or --ensure is required")
     os.nice(NICE)
     return run_job(args.job_id)
 

@@ -80,8 +80,10 @@ def validate_query(query: str, k: int, mode: str, max_k: int = 50) -> str:
 
 class Retriever:
     def __init__(self, index: LoadedIndex, encoder: TextEncoder, segmenter: Segmenter, *, rrf_k: int = 60,
-                 max_k: int = 50, fusion: str = "score", dense_weight: float = 0.3) -> None:
+                 max_k: int = 50, fusion: str = "score", dense_weight: float = 0.3,
+                 exclude: frozenset[str] = frozenset()) -> None:
         self.index = index
+        self.exclude = exclude  # deleted documents still in this generation
         self.encoder = encoder
         self.segmenter = segmenter
         self.rrf_k = rrf_k
@@ -99,6 +101,8 @@ class Retriever:
         lookup = load_gazetteer().expand(q)
         timings: dict[str, float] = {}
         depth = max(CANDIDATES, k)
+        if self.exclude:  # look deeper by as many rows as the excluded documents hold
+            depth += sum(d.chunks for i, d in self.index.documents.items() if i in self.exclude)
         dense_list: list[tuple[int, float]] = []
         sparse_list: list[tuple[int, float]] = []
         truncated = False
@@ -117,6 +121,9 @@ class Retriever:
             sh = self.index.sparse.search(self.segmenter.tokens(lookup), depth)
             sparse_list = [(int(i), float(s)) for i, s in zip(sh.ids, sh.scores, strict=True)]
             timings["sparse"] = (time.perf_counter() - t) * 1000
+        if self.exclude:
+            dense_list = [h for h in dense_list if self.index.chunks[h[0]].doc_id not in self.exclude]
+            sparse_list = [h for h in sparse_list if self.index.chunks[h[0]].doc_id not in self.exclude]
         t = time.perf_counter()
         if mode == "hybrid" and self.fusion == "score":
             fused = score_fusion(dense_list, sparse_list, alpha=self.dense_weight, limit=k)

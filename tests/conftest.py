@@ -37,6 +37,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus  # noqa: E402
 
 ARTIFACTS = REPO / "tests" / "artifacts"
+SEED_CORPUS = REPO / "corpus" / "seeds"
+READER_DIR = REPO / "index" / "models" / "reader"  # the reader assembled once for the whole suite
+# Settings made in this process read only the seeds and write under tests/artifacts, never the user's data
+# directory; the prepared e5 folder and reader are shared with eval and bench (index/models, git-ignored).
+os.environ.setdefault("POLICYQA_DATA_DIR", str(ARTIFACTS / "data"))
+os.environ.setdefault("POLICYQA_CORPUS_DIR", str(SEED_CORPUS))
+os.environ.setdefault("POLICYQA_MODEL_DIR", str(REPO / "index" / "models" / "multilingual-e5-small"))
+os.environ.setdefault("POLICYQA_READER_DIR", str(READER_DIR))
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +80,10 @@ def real_engine(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> En
 
 # --- a live HTTP server --------------------------------------------------------------------------------
 
-SEED_CORPUS = REPO / "corpus" / "raw"
 HTTP_CACHE_DIR = ARTIFACTS / "http-embedding-cache"  # shared embedding cache: only new text is embedded
 ADMIN_TOKEN = "test-" + secrets.token_hex(16)
 START_TIMEOUT_S = 900.0  # a first start on a fresh machine prepares the model and embeds the corpus
-FACTORY = "service.app:app_from_env"
+FACTORY = "service.api.app:app_from_env"
 
 
 def free_port() -> int:
@@ -97,8 +104,9 @@ class Workspace:
         from index.modelprep import DEFAULT_MODEL_DIR
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYQA_")}
-        env.update({"POLICYQA_CORPUS_DIR": str(self.corpus_dir), "POLICYQA_INDEX_DIR": str(self.index_dir),
-                    "POLICYQA_MODEL_DIR": str(DEFAULT_MODEL_DIR), "POLICYQA_LOG_LEVEL": "info",
+        env.update({"POLICYQA_DATA_DIR": str(self.root), "POLICYQA_CORPUS_DIR": str(self.corpus_dir),
+                    "POLICYQA_INDEX_DIR": str(self.index_dir), "POLICYQA_MODEL_DIR": str(DEFAULT_MODEL_DIR),
+                    "POLICYQA_READER_DIR": str(READER_DIR), "POLICYQA_LOG_LEVEL": "info",
                     "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                     "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
         if admin_token:
@@ -147,7 +155,7 @@ class LiveServer:
     """A server subprocess in its own session (so kill -9 reaches its workers too), logging to a file.
 
     By default `python -m service.server` (the code path of `policyqa serve`); with `factory`, uvicorn
-    runs that app factory (`uvicorn --factory service.app:app_from_env`).
+    runs that app factory (`uvicorn --factory service.api.app:app_from_env`).
     """
 
     def __init__(self, workspace: Workspace, env: dict[str, str], name: str = "server", workers: int = 1,
@@ -176,13 +184,18 @@ class LiveServer:
             return [sys.executable, "-m", "uvicorn", "--factory", self.factory, *where]
         return [sys.executable, "-m", "service.server", *where]
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> None:
-        """Start and wait for /readyz; until then it may only refuse connections or answer 503 not_ready."""
+    def launch(self) -> None:
+        """Start the process (without waiting for anything)."""
         self.port = free_port()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(self.command(), cwd=REPO, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Start and wait for /readyz; until then it may only refuse connections or answer 503 not_ready."""
+        self.launch()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.url, timeout=10) as c:
             while time.monotonic() < deadline:
@@ -247,8 +260,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The session's shared server (tests/test_app.py, tests/test_openapi_fuzz.py), started on first use.
 
     `policyqa serve` on a copy of the seed corpus with an empty index folder, so its first start builds
-    the index (the path a new machine takes). Admin routes take ADMIN_TOKEN.
+    the index (the path a new machine takes). Admin routes take ADMIN_TOKEN. Automatic rebuilds are off
+    here, so the tests of rebuild jobs start each one themselves; tests/test_server.py tests them on.
     """
     ws = make_workspace(tmp_path_factory.mktemp("http"))
-    with running(LiveServer(ws, ws.env())) as live:
+    with running(LiveServer(ws, ws.env(POLICYQA_AUTO_REBUILD="false"))) as live:
         yield live

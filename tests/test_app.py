@@ -92,7 +92,7 @@ def wait_job_while_searching(client: httpx.Client, job_id: str) -> tuple[dict[st
     def query() -> None:
         nonlocal n
         n += 1
-        if n % 3 == 0 and answer_available():
+        if n % 3 == 0:
             resp = client.post("/v1/ask", json={"question": "党群服务中心开展了哪些活动？"})
         else:
             resp = client.get("/v1/search", params={"q": "党群服务中心开展了哪些活动", "k": 3})
@@ -116,19 +116,13 @@ def article(title: str, body: str, doc_id: str | None = None, date: str = "2026-
     return ("---\n" + "\n".join(head) + "\n---\n" + body).encode("utf-8")
 
 
-def answer_available() -> bool:
-    from service.engine import Engine
-
-    return hasattr(Engine, "answer")
-
-
 # --- in process: the last-resort handler (no route of the real app fails on purpose) -------------------
 
 
 def test_unhandled_errors_become_500_in_the_error_shape(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from starlette.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")  # type: ignore[call-arg]
@@ -150,13 +144,15 @@ def test_unhandled_errors_become_500_in_the_error_shape(tmp_path: Path, caplog: 
         assert "secret" not in r.text and "Traceback" not in r.text
     assert "secret internal detail" in caplog.text and "Traceback" in caplog.text  # logged server-side only
     assert 'route="/v1/boom",status="500"' in client.get("/metrics").text
-    assert_error(client.get("/readyz"), 503, "not_ready")
+    ready = client.get("/readyz")  # the error shape with the build's progress beside it
+    assert ready.status_code == 503 and ready.json()["error"]["code"] == "not_ready"
+    assert ready.json()["state"] == "starting" and ready.headers["retry-after"]
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
 def _in_process_app(tmp_path: Path, **settings: Any) -> Any:
     """The app without its lifespan (no model, no index): for routes that need neither."""
-    from service.app import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     return create_app(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", **settings))
@@ -217,7 +213,7 @@ def test_oversize_bodies_get_the_413_shape_on_every_route(tmp_path: Path) -> Non
     """Bodies past the request limit, announced (Content-Length) or streamed (chunked), on any route."""
     from starlette.testclient import TestClient
 
-    from service.app import request_body_limit
+    from service.api.app import request_body_limit
 
     limit = request_body_limit(10_000)
     client = TestClient(_in_process_app(tmp_path, admin_token="t", max_document_bytes=10_000),
@@ -292,8 +288,6 @@ def test_search_default_k(client: httpx.Client) -> None:
 
 
 def test_ask(client: httpx.Client) -> None:
-    if not answer_available():
-        pytest.skip("Engine.answer is not there yet (service/answering.py)")
     r = client.post("/v1/ask", json={"question": "江门市镇村四级党群服务中心开展了哪些活动？", "k": 5})
     assert r.status_code == 200, r.text
     data = r.json()
@@ -333,6 +327,12 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
             for status, resp in op["responses"].items():
                 if status.startswith(("4", "5")):
                     schema = resp["content"]["application/json"]["schema"]
+                    if (method, path, status) == ("get", "/readyz", "503"):  # the error shape + build progress
+                        assert schema == {"$ref": "#/components/schemas/NotReady"}
+                        not_ready = spec["components"]["schemas"]["NotReady"]["properties"]
+                        assert not_ready["error"] == {"$ref": "#/components/schemas/ErrorBody"}
+                        assert {"state", "done", "total"} <= set(not_ready)
+                        continue
                     assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path, status)
     assert "HTTPValidationError" not in spec["components"]["schemas"]
 
@@ -490,6 +490,22 @@ def test_metrics_and_request_log(client: httpx.Client, server: LiveServer) -> No
     assert 'policyqa_http_requests_total{method="GET",route="/v1/documents/{doc_id}",status="200"}' in text
     assert 'route="<unmatched>",status="404"' in text
     assert 'policyqa_http_request_duration_seconds_bucket{le="0.1",route="/v1/search"}' in text
+    # answers and refusals by reason, confidence, stage latencies, the loaded index
+    client.post("/v1/ask", json={"question": "江门市有多少名党员？"})
+    client.post("/v1/ask", json={"question": "明天江门会下雨吗？"})
+    samples = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert samples['policyqa_answers_total{reason="",result="answered"}'] >= 1
+    assert sum(v for k, v in samples.items() if k.startswith('policyqa_answers_total{reason="out_of_scope"')) >= 1
+    assert samples['policyqa_answer_confidence_count{result="answered"}'] >= 1
+    for stage in ("encode", "retrieve", "read"):
+        assert samples[f'policyqa_stage_duration_seconds_count{{stage="{stage}"}}'] >= 1
+    generation = client.get("/v1/index").json()["generation"]
+    assert samples[f'policyqa_index_generation_info{{generation="{generation}"}}'] == 1
+    assert samples["policyqa_index_chunks"] == client.get("/v1/index").json()["counts"]["chunks"]
     deadline = time.monotonic() + 10
     while "GET /v1/nothing-here 404" not in server.log_tail(200_000) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -537,7 +553,7 @@ def test_upload_without_date_or_doc_id(admin: httpx.Client, server: LiveServer) 
 
 
 def test_two_workers_build_once_and_switch_together(tmp_path: Path) -> None:
-    """`uvicorn --factory service.app:app_from_env --workers 2` on an empty index folder: the workers start
+    """`uvicorn --factory service.api.app:app_from_env --workers 2` on an empty index folder: the workers start
     one build job between them, become ready when it is published, and both follow a later rebuild."""
     ws = make_workspace(tmp_path / "two-workers")
     fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection per request: both workers answer
@@ -589,10 +605,9 @@ def test_add_rebuild_find_while_serving(client: httpx.Client, admin: httpx.Clien
     assert "test-town-stations" in search_ids(client, "测试镇建成了多少个党群服务驿站？", k=3)
     detail = client.get("/v1/documents/test-town-stations").json()
     assert detail["indexed"] is True and detail["chunks"] >= 1 and UNIQUE_FACT in detail["text"]
-    if answer_available():
-        ans = client.post("/v1/ask", json={"question": "2026年测试镇建成了多少个党群服务驿站？"}).json()
-        assert any(c["doc_id"] == "test-town-stations" for c in ans["citations"]) or any(
-            p["doc_id"] == "test-town-stations" for p in ans["passages"]), ans
+    ans = client.post("/v1/ask", json={"question": "2026年测试镇建成了多少个党群服务驿站？"}).json()
+    assert any(c["doc_id"] == "test-town-stations" for c in ans["citations"]) or any(
+        p["doc_id"] == "test-town-stations" for p in ans["passages"]), ans
 
 
 def test_delete_gone_after_rebuild(client: httpx.Client, admin: httpx.Client) -> None:
@@ -602,7 +617,14 @@ def test_delete_gone_after_rebuild(client: httpx.Client, admin: httpx.Client) ->
     assert "test-town-stations" not in {d["doc_id"] for d in listing["documents"]}
     assert "test-town-stations" in listing["pending_removal"]
     still = client.get("/v1/documents/test-town-stations").json()  # citations may still point at it
-    assert still["stored"] is False and still["raw"] is None
+    assert still["stored"] is False and still["raw"] is None and still["state"] == "removing"
+    # never cited again from the moment the DELETE returned, though the rebuild has not run yet
+    assert client.get("/v1/index").json()["generation"] == listing["generation"]
+    for mode in ("hybrid", "dense", "sparse"):
+        assert "test-town-stations" not in search_ids(client, "测试镇建成了多少个党群服务驿站？", k=10, mode=mode)
+    ans = client.post("/v1/ask", json={"question": "2026年测试镇建成了多少个党群服务驿站？"}).json()
+    assert "test-town-stations" not in {c["doc_id"] for c in ans["citations"]} | {
+        p["doc_id"] for p in ans["passages"]}, ans
 
     r = admin.delete("/v1/documents/test-town-stations")
     assert_error(r, 404, "document_not_found")

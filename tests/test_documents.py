@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.documents import DEFAULT_RAW_DIR, load_corpus, validate_date
+from corpus.documents import SEEDS_DIR, load_corpus, validate_date
 
 GOOD = "---\ntitle: 测试文章\ndate: '2024-09'\nsource: 测试来源\nregion: 江门市\n---\n正文第一段。\n"
 
@@ -18,7 +18,7 @@ def _write(folder: Path, name: str, data: bytes | str) -> Path:
 
 
 def test_seed_front_matter() -> None:
-    loaded = load_corpus(DEFAULT_RAW_DIR)
+    loaded = load_corpus(SEEDS_DIR)
     assert not loaded.problems
     docs = loaded.by_id()
     assert len(docs) == 5

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import READER_DIR
 
 from index.builder import passage_text
 from index.encoders import BaseEncoder, load_encoder
@@ -135,7 +136,8 @@ def test_onnx_serving_path_never_imports_torch(model_dir: Path, tmp_path: Path) 
     """`policyqa index build`, `ask` and `search` on the default backend, in a fresh process: no torch or
     transformers imported (they are most of the torch backend's cold start)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYQA_")}
-    env.update({"POLICYQA_INDEX_DIR": str(tmp_path / "index"), "POLICYQA_MODEL_DIR": str(model_dir),
+    env.update({"POLICYQA_DATA_DIR": str(tmp_path / "data"), "POLICYQA_INDEX_DIR": str(tmp_path / "index"),
+                "POLICYQA_MODEL_DIR": str(model_dir), "POLICYQA_READER_DIR": str(READER_DIR),
                 "PYTHONPATH": str(REPO)})
     code = (
         "import contextlib, io, json, sys\n"

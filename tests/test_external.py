@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import READER_DIR
 
 from corpus.cleaning import clean_document
 from corpus.documents import DOC_ID_RE, load_corpus, parse_document
@@ -200,7 +201,8 @@ def _engine(tiny: tuple[Path, Path], tmp_path: Path, encoder: FakeEncoder) -> An
     from service.engine import Engine
 
     external_dir, cache = tiny
-    base = Settings.model_construct(model_dir=tmp_path / "no-model", index_dir=tmp_path / "seed-index")
+    base = Settings.model_construct(model_dir=tmp_path / "no-model", index_dir=tmp_path / "seed-index",
+                                    reader_dir=READER_DIR)
     settings, _ = ext.external_settings("tiny", base, external_dir=external_dir, cache_dir=cache)
     assert settings.corpus_dir == cache / "tiny" / "corpus" and settings.index_dir == cache / "tiny" / "index"
     return Engine(settings, encoder=encoder)

@@ -24,7 +24,7 @@ from tests.fakes import FakeEncoder
 def _copy_corpus(tmp: Path) -> Path:
     dst = tmp / "raw"
     dst.mkdir()
-    for p in sorted(Path("corpus/raw").glob("*.md")):
+    for p in sorted(Path("corpus/seeds").glob("*.md")):
         shutil.copy(p, dst / p.name)
     return dst
 

@@ -46,6 +46,27 @@ def test_imports_flow_leftwards(stage: str) -> None:
                 assert top not in later, f"{path.relative_to(REPO)} imports {name} (a later stage)"
 
 
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_http_layer_does_not_import_its_runners() -> None:
+    """service/api is imported by the server and the CLI, never the other way round (no import circle), and
+    the answering code knows nothing of HTTP."""
+    for path in sorted((REPO / "service" / "api").rglob("*.py")):
+        bad = {n for n in _imported(path) if n in ("service.server", "service.cli", "service.rebuild")}
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+    for path in sorted((REPO / "service" / "answering").rglob("*.py")):
+        bad = {n for n in _imported(path) if n.startswith(("service.api", "fastapi", "starlette"))}
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
 def test_no_module_shadows_stdlib_or_dependency() -> None:
     for stage in STAGES:
         for path in _modules(stage):

@@ -1,6 +1,6 @@
 """The web page in a real headless Chromium against a real server.
 
-The server is `uvicorn --factory service.app:app_from_env` in a subprocess, on a free 127.0.0.1 port, with
+The server is `uvicorn --factory service.api.app:app_from_env` in a subprocess, on a free 127.0.0.1 port, with
 its own index folder and a copy of the stored articles (tests/conftest.py: LiveServer). The browser is
 Debian's `chromium` (Playwright never downloads one here). Screenshots land in tests/artifacts/
 (git-ignored).
@@ -12,12 +12,14 @@ import contextlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import FACTORY, LiveServer, make_workspace, running
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 # The app factory under test. POLICYQA_WEB_TEST_APP may name another factory (a stand-in used while
 # developing the page); it defaults to the real service.
@@ -172,3 +174,35 @@ def test_api_docs_render_offline(browser: Browser, web_server: str, artifacts_di
         expect(page.locator(".opblock-summary-path", has_text="/v1/search").first).to_be_visible()
         page.screenshot(path=str(artifacts_dir / "web-api-docs.png"))
         assert not problems, "\n".join(problems)
+
+
+def test_page_shows_the_first_build(browser: Browser, tmp_path: Path, artifacts_dir: Path) -> None:
+    """Opened while the first index is being built, the page says so (with progress) instead of failing,
+    and the message goes away once the service is ready."""
+    root = tmp_path / "first-build"
+    ws = make_workspace(root)
+    (ws.index_dir / "cache").unlink()  # no shared embedding cache: the build embeds every chunk
+    server = LiveServer(ws, ws.env(admin_token=None), name="web-first-build")
+    server.launch()
+    try:
+        with watched_page(browser, server.url) as (page, problems):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    page.goto(f"{server.url}/")
+                    break
+                except PlaywrightError:
+                    assert time.monotonic() < deadline, server.log_tail()
+                    time.sleep(0.1)
+            banner = page.locator("#readiness")
+            expect(banner).to_be_visible(timeout=10_000)
+            expect(banner).to_contain_text(re.compile("建立索引|加载索引|启动"))
+            page.screenshot(path=str(artifacts_dir / "web-first-build.png"), full_page=True)
+            expect(banner).to_be_hidden(timeout=READY_TIMEOUT_S * 1000)
+            data = _ask(page, ANSWERABLE)
+            assert data["citations"]
+            # the browser logs each 503 from /readyz as a console error; nothing else may go wrong
+            assert not [p for p in problems if "503" not in p], "\n".join(problems)
+    finally:
+        server.stop()
+        ws.kill_rebuild_children()

@@ -29,6 +29,8 @@
   const docDetail = $("doc-detail");
   const docsError = $("docs-error");
   const docsStatus = $("docs-status");
+  const readiness = $("readiness");
+  const READY_POLL_MS = 2000;
 
   // ---- small DOM helpers -------------------------------------------------------------------------
 
@@ -54,7 +56,12 @@
 
   // ---- API ---------------------------------------------------------------------------------------
 
-  class ApiError extends Error {}
+  class ApiError extends Error {
+    constructor(message, code) {
+      super(message);
+      this.code = code; // the API's error code, when the server sent one
+    }
+  }
 
   /** The API's messages read "中文 / English"; the page shows the Chinese half. */
   function chinesePart(message) {
@@ -78,7 +85,8 @@
     }
     if (!response.ok) {
       const message = data && data.error && data.error.message;
-      throw new ApiError(message ? chinesePart(message) : `服务出错（HTTP ${response.status}），请稍后再试`);
+      throw new ApiError(message ? chinesePart(message) : `服务出错（HTTP ${response.status}），请稍后再试`,
+        data && data.error ? data.error.code : undefined);
     }
     if (data === null || typeof data !== "object") throw new ApiError("服务返回了无法识别的内容，请稍后再试");
     return data;
@@ -100,6 +108,45 @@
     if (!(err instanceof ApiError)) console.error(err);
     box.textContent = err instanceof ApiError ? err.message : "页面出错，请刷新后重试";
     show(box);
+  }
+
+  // ---- readiness: while the service builds its first index, say how far it has got -----------------
+
+  let watchingReadiness = false;
+
+  function readinessText(r) {
+    if (r.state === "building") {
+      const done = Number(r.done) || 0;
+      const total = Number(r.total) || 0;
+      return total > 0 ? `正在建立索引：已处理 ${done} / ${total} 段（${Math.floor((100 * done) / total)}%），完成后即可提问。`
+        : "正在准备模型并建立索引，完成后即可提问。";
+    }
+    if (r.state === "failed") return "索引建立失败，请联系管理员查看服务日志。";
+    return "服务正在启动，正在加载索引…";
+  }
+
+  async function watchReadiness() {
+    if (watchingReadiness) return;
+    watchingReadiness = true;
+    try {
+      for (;;) {
+        let response = null;
+        let data = null;
+        try {
+          response = await fetch("/readyz", { headers: { Accept: "application/json" } });
+          data = await response.json();
+        } catch {
+          data = null;
+        }
+        if (response && response.ok) break;
+        readiness.textContent = data && data.state ? readinessText(data) : NETWORK_ERROR;
+        show(readiness);
+        await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
+      }
+      show(readiness, false);
+    } finally {
+      watchingReadiness = false;
+    }
   }
 
   // ---- asking ------------------------------------------------------------------------------------
@@ -147,6 +194,7 @@
       else renderAnswer(data);
     } catch (err) {
       showError(errorBox, err);
+      if (err instanceof ApiError && err.code === "not_ready") watchReadiness();
     } finally {
       setBusy(false);
       // a disabled button drops focus to <body>; put it back where typing continues
@@ -408,7 +456,7 @@
         const button = el("button", { type: "button", class: "doc-item", "data-doc-id": d.doc_id },
           el("span", { class: "doc-title", text: d.title || d.doc_id }),
           el("span", { class: "doc-meta", text: metaLine(d.date, d.source) }),
-          d.indexed === false ? el("span", { class: "tag", text: "未索引" }) : null);
+          d.state === "indexing" ? el("span", { class: "tag", text: "索引中" }) : null);
         button.addEventListener("click", () => { location.hash = `#docs/${encodeURIComponent(d.doc_id)}`; });
         return el("li", {}, button);
       }));
@@ -490,4 +538,5 @@
 
   window.addEventListener("hashchange", route);
   route();
+  watchReadiness();
 })();

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.errors import ApiError
+from service.api.errors import ApiError
 
 bearer_scheme = HTTPBearer(auto_error=False, scheme_name="AdminToken",
                            description="POLICYQA_ADMIN_TOKEN as `Authorization: Bearer <token>`")

@@ -1,0 +1,208 @@
+"""The documented shapes of the HTTP API (request bodies and responses)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.errors import ErrorResponse
+
+Mode = Literal["hybrid", "dense", "sparse"]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SearchHit(_Open):
+    rank: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    section: list[str]
+    date: str
+    kind: str
+    text: str = Field(description="cleaned[start:end] of the document (GET /v1/documents/{doc_id} → text)")
+    start: int
+    end: int
+    score: float
+    fused_score: float | None
+    dense_rank: int | None
+    dense_score: float | None
+    sparse_rank: int | None
+    sparse_score: float | None
+
+
+class SearchResult(_Open):
+    query: str
+    mode: str
+    k: int
+    truncated: bool = Field(description="the query was longer than the model window (dense side cut)")
+    generation: str
+    timings_ms: dict[str, float]
+    results: list[SearchHit]
+
+
+class Citation(_Open):
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    date: str
+    section: list[str] | str
+    quote: str = Field(description="exactly text[start:end] of the cited document's cleaned text")
+    start: int
+    end: int
+
+
+class AskResult(_Open):
+    question: str
+    answer: str = Field(description="the answer, with citation markers [n]; the refusal text when refused")
+    short_answer: str | None = None
+    answer_type: str
+    refused: bool
+    reason: str | None = Field(None, description="why the answer was refused")
+    confidence: float
+    conflict: bool = Field(description="the sources disagree")
+    citations: list[Citation]
+    passages: list[SearchHit]
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    generation: str
+    signals: dict[str, float] = Field(default_factory=dict)
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    date: str
+    date_inferred: bool = False
+    source: str
+    region: str
+    url: str | None = None
+    content_hash: str | None = Field(None, description="sha256 of the stored file")
+    chunks: int = Field(description="chunks of this document in the current index generation")
+    indexed: bool = Field(description="in the current generation with the same content hash")
+    stored: bool = Field(True, description="the file is in the corpus folder (false: deleted, still indexed)")
+    state: Literal["indexed", "indexing", "removing"] = Field(
+        description="indexed: searchable as stored; indexing: stored, searchable after the next rebuild; "
+                    "removing: deleted, never cited, dropped by the next rebuild")
+
+
+class LoadProblemModel(BaseModel):
+    file: str
+    code: str
+    message: str
+
+
+class DocumentList(BaseModel):
+    generation: str | None
+    documents: list[DocumentSummary]
+    pending_removal: list[str] = Field(description="doc_ids still in the index whose files were deleted")
+    problems: list[LoadProblemModel] = Field(description="stored files the corpus loader skips")
+
+
+class DocumentDetail(DocumentSummary):
+    generation: str | None
+    text: str = Field(description="cleaned text; citation offsets (start, end) index into it")
+    raw: str | None = Field(description="the stored body exactly as captured (null when deleted)")
+
+
+class DocumentCreated(BaseModel):
+    doc_id: str
+    title: str
+    content_hash: str
+    job_id: str | None = Field(None, description="the rebuild job, with ?rebuild=true")
+
+
+class DocumentDeleted(BaseModel):
+    doc_id: str
+    deleted: bool
+    job_id: str | None = None
+
+
+class JobProgressModel(BaseModel):
+    done: int
+    total: int
+    stage: str
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    progress: JobProgressModel
+    error: JobError | None
+    generation: str | None = Field(description="the generation the job built (when succeeded)")
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobAccepted(JobStatus):
+    started: bool = Field(description="false: a rebuild was already running and this is that job")
+
+
+class ModelSummary(BaseModel):
+    name: str
+    fingerprint: str
+    dim: int
+    max_tokens: int | None = None
+
+
+class IndexSummary(BaseModel):
+    generation: str
+    created_at: str
+    model: ModelSummary
+    counts: dict[str, int]
+    corpus_fingerprint: str
+    chunker: dict[str, Any]
+    dense: dict[str, Any]
+    build: dict[str, Any]
+    encoder: dict[str, Any] = Field(default_factory=dict,
+                                    description="encoder variant that embedded the passages (backend, precision)")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    state: Literal["ready"] = "ready"
+    generation: str
+
+
+class NotReady(ErrorResponse):
+    """/readyz while there is no index to serve (the one error shape, with the build's progress beside it)."""
+
+    state: Literal["starting", "building", "failed"] = Field(
+        description="starting: loading the index; building: a rebuild job makes the first index; "
+                    "failed: that job failed (see error)")
+    done: int = Field(0, description="chunks embedded so far by the build")
+    total: int = Field(0, description="chunks to embed (0 until the build has counted them)")
+    stage: str | None = None
+    job_id: str | None = None
+
+
+class NewDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1, description="the article body as captured (Markdown allowed)")
+    date: str | None = Field(None, description="ISO date: YYYY, YYYY-MM or YYYY-MM-DD; default: today, "
+                                               "marked date_inferred")
+    source: str | None = Field(None, max_length=500)
+    url: str | None = Field(None, max_length=2000)
+    doc_id: str | None = Field(None, description="ASCII slug; default doc-<sha256(text)[:12]>",
+                               max_length=128)
+    region: str | None = Field(None, max_length=500)
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus] = Field(description="the most recent rebuild jobs, newest first")
+    rebuild_pending: bool = Field(description="documents changed and an automatic rebuild is due (this worker)")

@@ -20,6 +20,7 @@ import numpy as np
 
 from corpus.chunking import Chunk
 from corpus.pipeline import ChunkedCorpus
+from corpus.provenance import cleaned_origins
 from index.dense import HNSW_EF_CONSTRUCTION, HNSW_M, DenseIndex
 from index.embedcache import EmbeddingCache, text_key
 from index.encoders import TextEncoder
@@ -27,7 +28,9 @@ from index.generations import build_lock, current_generation, new_generation_nam
 from index.segmentation import Segmenter
 from index.sparse import SparseIndex
 
-FORMAT_VERSION = 1
+# 2: documents.jsonl rows carry `origin` (an uploaded file's format, name and provenance spans on cleaned-text
+# offsets). A generation of an older format is refused (IndexMismatch) and rebuilt, vectors from the cache.
+FORMAT_VERSION = 2
 SPARSE_PARAMS = {"library": "bm25s", "method": "lucene", "k1": 1.5, "b": 0.75}
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -242,8 +245,10 @@ def build_index(
         with (tmp / "documents.jsonl").open("w", encoding="utf-8") as f:
             for d in corpus.documents:
                 clean = corpus.cleaned[d.doc_id]
+                origin = cleaned_origins(d, clean)
                 row: dict[str, Any] = {**d.metadata(), "content_hash": d.content_hash, "text": clean.text,
-                                       "chunks": per_doc[d.doc_id]}
+                                       "chunks": per_doc[d.doc_id],
+                                       "origin": origin.as_json() if origin is not None else None}
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         seconds = time.perf_counter() - t0
         manifest = {

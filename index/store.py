@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from corpus.chunking import Chunk
+from corpus.formats.policy import iso_date
+from corpus.provenance import Origin
 from index.builder import FORMAT_VERSION
 from index.dense import DenseIndex
 from index.generations import EncoderMismatch, IndexCorrupt, IndexMismatch, IndexNotFound, current_generation
@@ -29,6 +32,24 @@ class StoredDocument:
     text: str  # cleaned text: citation offsets index into it
     chunks: int
     content_hash: str
+    # the other front-matter fields as stored: policy metadata (doc_number, issuer, written_date, ...),
+    # original_format / original_name of an uploaded file
+    extra: Mapping[str, str] = field(default_factory=dict)
+    origin: Origin | None = None  # an uploaded file's provenance on cleaned-text offsets (None: Markdown)
+
+    @property
+    def issue_date(self) -> str:
+        """The date the document is cited with: its issue date (成文日期, else 发布日期) when it has one,
+        else its date."""
+        for key in ("written_date", "published_date"):
+            iso = iso_date(self.extra.get(key) or "")
+            if iso:
+                return iso
+        return self.date
+
+    def origin_at(self, start: int, end: int) -> dict[str, Any] | None:
+        """Where cleaned text[start:end] is in the original file (PDF page, HTML/DOCX section path)."""
+        return self.origin.at(start, end) if self.origin is not None else None
 
 
 @dataclass(frozen=True)
@@ -70,11 +91,18 @@ def _chunk(row: dict[str, Any]) -> Chunk:
                  start=row["start"], end=row["end"])
 
 
+_DOCUMENT_KEYS = frozenset({"doc_id", "title", "date", "date_inferred", "source", "region", "url", "text", "chunks",
+                            "content_hash", "origin"})
+
+
 def _document(row: dict[str, Any]) -> StoredDocument:
+    origin = row.get("origin")
     return StoredDocument(doc_id=row["doc_id"], title=row["title"], date=row["date"],
                           date_inferred=bool(row.get("date_inferred")), source=row["source"],
                           region=row.get("region", ""), url=row.get("url"), text=row["text"],
-                          chunks=int(row["chunks"]), content_hash=row["content_hash"])
+                          chunks=int(row["chunks"]), content_hash=row["content_hash"],
+                          extra={k: v for k, v in row.items() if k not in _DOCUMENT_KEYS and isinstance(v, str)},
+                          origin=Origin.from_json(origin) if isinstance(origin, dict) else None)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -128,7 +156,7 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
             docs = {d.doc_id: d for d in (_document(json.loads(line)) for line in f if line.strip())}
         dense = DenseIndex.load(folder / "dense.faiss")
         sparse = SparseIndex.load(folder / "sparse")
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"generation {folder.name} cannot be read: {exc}") from exc
     counts = manifest["counts"]
     seen = {"chunks": len(chunks), "vectors": dense.size, "sparse_docs": sparse.size, "documents": len(docs)}

@@ -382,6 +382,19 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return _for_each_query(args.question, lambda q: engine.answer(q, args.k, args.mode), _show_answer, args.json)
 
 
+
+def _origin_label(origin: dict[str, Any] | None) -> str:
+    """Where a citation of an uploaded file is in it (原文 pdf 第 3 页, 原文 docx：A / B); empty for Markdown."""
+    if not origin:
+        return ""
+    pages = origin.get("pages")
+    if pages:
+        return f"  原文 {origin['format']} 第 {pages[0]}–{pages[1]} 页"
+    if origin.get("page") is not None:
+        return f"  原文 {origin['format']} 第 {origin['page']} 页"
+    section = " / ".join(origin.get("section") or ())
+    return f"  原文 {origin['format']}：{section}" if section else f"  原文 {origin['format']}"
+
 def _show_answer(q: str, a: Any, batch: bool) -> None:
     if batch:  # stdin: say which question each answer belongs to; a typed question needs no echo
         print(f"# {q}")
@@ -389,7 +402,8 @@ def _show_answer(q: str, a: Any, batch: bool) -> None:
     if a.short_answer:
         print(f"简答：{a.short_answer}")
     for c in a.citations:
-        print(f"[{c.n}] 《{c.title}》 {c.date} {' / '.join(c.section)}  {c.doc_id}[{c.start}:{c.end}]")
+        print(f"[{c.n}] 《{c.title}》 {c.date} {' / '.join(c.section)}  {c.doc_id}[{c.start}:{c.end}]"
+              f"{_origin_label(c.origin)}")
     if a.refused:
         for p in a.passages[:3]:
             print(f"  - 《{p.title}》 {p.text[:80]}…")

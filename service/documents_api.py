@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,11 +41,12 @@ from corpus.documents import (
 )
 from corpus.formats import PROVENANCE_VERSION, Extracted, document_date, extract
 from corpus.formats.sniff import TEXT_KINDS, content_kind, detect
+from corpus.provenance import ORIGINALS_DIR
 from index.generations import fsync_dir
 from service.api.errors import ApiError
 
 TRASH_DIR = ".trash"
-ORIGINALS_DIR = ".originals"
+STALE_TEMP_S = 60.0  # a temporary file this old belongs to no running add
 PLACEHOLDER_ID = "policyqa-upload-without-doc-id"
 DEFAULT_SOURCE = "管理员上传 / admin upload"
 
@@ -274,6 +276,21 @@ class DocumentStore:
                         path.unlink()
                 raise
         return doc
+
+    def remove_stale_temporaries(self, older_than_s: float = STALE_TEMP_S) -> list[str]:
+        """Delete the hidden temporary files of adds cut short by a crash (never acknowledged, so nothing is
+        lost). Only old ones: a younger one may belong to an add still running in another worker."""
+        removed: list[str] = []
+        now = time.time()
+        for folder in (self.corpus_dir, self.corpus_dir / ORIGINALS_DIR):
+            if not folder.is_dir():
+                continue
+            for p in folder.glob(".*.tmp-*"):
+                with contextlib.suppress(OSError):
+                    if now - p.stat().st_mtime > older_than_s:
+                        p.unlink()
+                        removed.append(p.name)
+        return removed
 
     def _originals_of(self, doc_id: str) -> list[Path]:
         folder = self.corpus_dir / ORIGINALS_DIR

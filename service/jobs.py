@@ -138,11 +138,16 @@ class JobStore:
     def write(self, job: Job) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{job.job_id}.json.tmp-{os.getpid()}-{threading.get_ident()}"
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(job.to_dict(), f, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path(job.job_id))
+        try:
+            with tmp.open("w", encoding="utf-8") as f:
+                json.dump(job.to_dict(), f, ensure_ascii=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path(job.job_id))
+        except BaseException:
+            with contextlib.suppress(OSError):  # a full disk must not leave a temporary file behind
+                tmp.unlink()
+            raise
         fsync_dir(self.root)
 
     def alive(self, job_id: str) -> bool:
@@ -177,9 +182,26 @@ class JobStore:
             "message": f"重建进程意外退出{zh_how}，上一个索引版本继续提供服务 / "
                        f"the rebuild process ended unexpectedly{en_how}; the previous index generation "
                        "keeps serving"})
-        self.write(failed)
+        try:
+            self.write(failed)
+        except OSError as exc:  # e.g. a full disk: still report the job as failed, write it next time
+            log.error("rebuild job %s: process gone; could not record it as failed: %s", job_id, exc)
+            return failed
         log.warning("rebuild job %s: process gone without finishing; marked failed", job_id)
         return failed
+
+    def remove_stale_temporaries(self, older_than_s: float = 60.0) -> list[str]:
+        """Temporary job files left by a process killed mid-write (younger ones may be in use)."""
+        removed: list[str] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for p in self.root.glob(".j*.json.tmp-*"):
+            with contextlib.suppress(OSError):
+                if now - p.stat().st_mtime > older_than_s:
+                    p.unlink()
+                    removed.append(p.name)
+        return removed
 
     def job_ids(self) -> list[str]:
         if not self.root.is_dir():

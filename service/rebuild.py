@@ -1,6 +1,7 @@
 """Child process that builds a new index generation for a rebuild job (`python -m service.rebuild`).
 
-Runs at low CPU priority (nice +10) so the serving workers keep their latency. Settings come from the
+Runs at the lowest CPU priority (Linux SCHED_IDLE: it gets a CPU only when no serving worker wants one;
+nice +19 elsewhere) so that questions asked during a rebuild keep their latency. Settings come from the
 POLICYQA_* environment the parent passes. The job file is updated atomically as the build progresses;
 the build itself publishes the generation atomically (index.generations), so killing this process at any
 point leaves the previous generation current and intact.
@@ -18,7 +19,7 @@ from dataclasses import replace
 from service.jobs import Job, JobProgress, JobStore, env_settings
 
 log = logging.getLogger("policyqa.rebuild")
-NICE = 10
+NICE = 19
 WRITE_EVERY_S = 0.5
 
 
@@ -49,6 +50,13 @@ class JobReporter:
         changed = stage != self.job.progress.stage or done >= total
         if changed or time.monotonic() - self._last >= WRITE_EVERY_S:
             self.update(progress=JobProgress(done, total, stage))
+
+
+def lowest_priority() -> None:
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed
+        os.nice(NICE)
 
 
 def run_job(job_id: str) -> int:
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    os.nice(NICE)
+    lowest_priority()
     return run_job(args.job_id)
 
 

@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=16, description="Uvicorn worker processes")
     max_question_chars: int = Field(500, ge=1, description="Longest accepted question")
     max_k: int = Field(50, ge=1, description="Largest accepted k")
-    max_document_bytes: int = Field(2_000_000, ge=1, description="Largest accepted document upload")
+    max_document_bytes: int = Field(2_000_000, ge=1,
+                                    description="Largest accepted document, as stored (text + front matter)")
+    max_file_bytes: int = Field(50_000_000, ge=1,
+                                description="Largest accepted uploaded PDF, Word file or web page, before extraction")
     log_level: str = Field("info", description="Log level")
 
     @model_validator(mode="before")

@@ -150,6 +150,61 @@ def test_unhandled_errors_become_500_in_the_error_shape(tmp_path: Path, caplog: 
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_a_full_disk_is_507_in_the_error_shape_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    import errno
+
+    from starlette.testclient import TestClient
+
+    from service.documents_api import DocumentStore
+    from service.jobs import Job, JobStore
+
+    app = _in_process_app(tmp_path)
+
+    @app.get("/v1/full")
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    @app.get("/v1/other-os-error")
+    def other() -> None:
+        raise OSError(errno.EACCES, "secret path /root/x")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    body = assert_error(client.get("/v1/full"), 507, "insufficient_storage")
+    assert "磁盘空间不足" in body["message"]
+    r = client.get("/v1/other-os-error")
+    assert_error(r, 500, "internal_error")
+    assert "secret" not in r.text
+
+    # a job file that cannot be written leaves no temporary file behind
+    jobs = JobStore(tmp_path / "jobs")
+    job = Job(job_id="j20260101t000000-0123abcd", state="queued")
+    jobs.write(job)
+    (tmp_path / "jobs" / f"{job.job_id}.json").chmod(0o444)
+    real_dump = json.dump
+
+    def failing_dump(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    json.dump = failing_dump  # type: ignore[assignment]
+    try:
+        with pytest.raises(OSError):
+            jobs.write(job)
+    finally:
+        json.dump = real_dump
+    assert not list((tmp_path / "jobs").glob(".*tmp*"))
+
+    # temporaries of writes cut short by a kill are removed once they are old enough
+    store = DocumentStore(tmp_path / "docs", tmp_path / "docs.lock")
+    (tmp_path / "docs").mkdir()
+    old = tmp_path / "docs" / ".x.md.tmp-0123"
+    young = tmp_path / "docs" / ".y.md.tmp-4567"
+    old.write_text("half")
+    young.write_text("half")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert store.remove_stale_temporaries() == [old.name]
+    assert young.exists() and not old.exists()
+
+
 def _in_process_app(tmp_path: Path, **settings: Any) -> Any:
     """The app without its lifespan (no model, no index): for routes that need neither."""
     from service.api.app import create_app
@@ -213,10 +268,10 @@ def test_oversize_bodies_get_the_413_shape_on_every_route(tmp_path: Path) -> Non
     """Bodies past the request limit, announced (Content-Length) or streamed (chunked), on any route."""
     from starlette.testclient import TestClient
 
-    from service.api.app import request_body_limit
+    from service.api.middleware import request_body_limit
 
-    limit = request_body_limit(10_000)
-    client = TestClient(_in_process_app(tmp_path, admin_token="t", max_document_bytes=10_000),
+    limit = request_body_limit(10_000, 20_000)
+    client = TestClient(_in_process_app(tmp_path, admin_token="t", max_document_bytes=10_000, max_file_bytes=20_000),
                         raise_server_exceptions=False, headers={"Authorization": "Bearer t"})
     payload = b"x" * (limit + 1)
 

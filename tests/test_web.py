@@ -206,3 +206,58 @@ def test_page_shows_the_first_build(browser: Browser, tmp_path: Path, artifacts_
     finally:
         server.stop()
         ws.kill_rebuild_children()
+
+
+def test_upload_form_then_cite_the_original(browser: Browser, tmp_path: Path, artifacts_dir: Path) -> None:
+    """The admin uploads a Word file in the documents view (token typed into the page, kept in memory only);
+    the list shows it 索引中 until the automatic rebuild lands; an answer from it names its section and links
+    to the original file."""
+    from corpus.formats.measure import seed, word_file
+
+    sf = "jiangmen-strong-foundation-2024-09"
+    ws = make_workspace(tmp_path / "upload")
+    (ws.corpus_dir / f"{sf}.md").unlink()  # the Word file is the only copy of this article
+    token = "upload-" + os.urandom(8).hex()
+    server = LiveServer(ws, ws.env(admin_token=token, POLICYQA_REBUILD_DELAY_S="0.5"), name="web-upload",
+                        factory=APP)
+    docx = word_file(seed(sf))
+    with running(server, READY_TIMEOUT_S), watched_page(browser, server.url) as (page, problems):
+        page.goto(f"{server.url}/#docs")
+        expect(page.locator("#doc-list button.doc-item")).to_have_count(4)
+        page.locator("#upload summary").click()
+        page.locator("#upload-file").set_input_files(
+            {"name": "强基工程.docx", "buffer": docx,
+             "mimeType": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"})
+        # a wrong token: the API's message, Chinese half only
+        page.locator("#upload-token").fill("wrong-token")
+        page.locator("#upload-button").click()
+        expect(page.locator("#upload-error")).to_be_visible()
+        assert " / " not in page.locator("#upload-error").inner_text()
+        page.locator("#upload-token").fill(token)
+        page.locator("#upload-source").fill("江门日报")
+        with page.expect_response(lambda r: r.url.endswith("/v1/documents") and r.request.method == "POST") as info:
+            page.locator("#upload-button").click()
+        assert info.value.status == 201, info.value.text()
+        created = info.value.json()
+        expect(page.locator("#upload-result")).to_contain_text(created["doc_id"])
+        item = page.locator(f'#doc-list button.doc-item[data-doc-id="{created["doc_id"]}"]')
+        expect(item).to_contain_text("Word")
+        expect(item.locator(".tag", has_text="索引中")).to_have_count(0, timeout=240_000)  # indexed by itself
+        page.screenshot(path=str(artifacts_dir / "web-upload.png"), full_page=True)
+        assert page.evaluate("localStorage.length + sessionStorage.length") == 0  # the token is stored nowhere
+
+        page.get_by_role("link", name="问答").click()
+        data = _ask(page, "今年暑运江门站共计到发旅客多少人次？")
+        assert not data["refused"], data["answer"]
+        c = data["citations"][0]
+        assert c["doc_id"] == created["doc_id"] and c["origin"]["format"] == "docx"
+        page.locator('#answer .answer-text button.cite-marker[data-n="1"]').click()
+        expect(page.locator("#source .source-origin")).to_contain_text("原文章节：")
+        expect(page.locator("#source .source-origin")).to_contain_text(c["origin"]["section"][-1])
+        link = page.locator("#source a.original-link")
+        expect(link).to_have_attribute("href", f"/v1/documents/{created['doc_id']}/original")
+        original = page.request.get(f"{server.url}/v1/documents/{created['doc_id']}/original")
+        assert original.ok and original.body() == docx
+        page.screenshot(path=str(artifacts_dir / "web-citation-origin.png"), full_page=True)
+        # the browser logs the refused upload (401/403) as a console error; nothing else may go wrong
+        assert not [p for p in problems if "40" not in p], "\n".join(problems)

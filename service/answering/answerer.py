@@ -97,9 +97,9 @@ class Answerer:
             return self._refusal(resp, info, reason, None, confidence, signals, shown, timings, t0)
         chosen, conflict = self._choose(info, best, consistent)
         short = None if info.answer_type == "list" else best.span
-        if conflict:
-            short = max(chosen, key=lambda c: c.passage.date).span  # the newest document's value prevails
-        citations = citations_for(chosen)
+        citations = citations_for(chosen, self.index)  # dated by each document's issue date
+        if conflict:  # the newest document's value prevails
+            short = max(zip(citations, chosen, strict=True), key=lambda pair: pair[0].date)[1].span
         for c in citations:
             verify_citation(self.index, c)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 3)

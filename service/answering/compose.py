@@ -4,7 +4,7 @@ its sources, and the newest document's value when two documents disagree."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from index.store import LoadedIndex
@@ -28,6 +28,9 @@ class Citation:
     quote: str
     start: int
     end: int
+    # where the quote's start is in the uploaded original: {"format": "pdf", "page": n[, "pages": [a, b]]} or
+    # {"format": "html"|"docx", "section": [heading trail]}; None for a Markdown document
+    origin: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -103,10 +106,17 @@ def rival_value(best: Candidate, others: list[Candidate]) -> Candidate | None:
     return None
 
 
-def citations_for(chosen: list[Candidate]) -> tuple[Citation, ...]:
-    return tuple(Citation(n, c.passage.doc_id, c.passage.chunk_id, c.passage.title, c.passage.date,
-                          c.passage.section, c.sentence, c.start, c.end)
-                 for n, c in enumerate(chosen, start=1))
+def citations_for(chosen: list[Candidate], index: LoadedIndex | None = None) -> tuple[Citation, ...]:
+    """One citation per chosen candidate. With the index, each is dated by its document's issue date (成文日期,
+    else 发布日期, else the document's date) and says where its quote starts in the uploaded original."""
+    out = []
+    for n, c in enumerate(chosen, start=1):
+        doc = index.documents.get(c.doc_id) if index is not None else None
+        date = doc.issue_date if doc is not None else c.passage.date
+        origin = doc.origin_at(c.start, c.end) if doc is not None else None
+        out.append(Citation(n, c.passage.doc_id, c.passage.chunk_id, c.passage.title, date, c.passage.section,
+                            c.sentence, c.start, c.end, origin))
+    return tuple(out)
 
 
 def _source(c: Citation) -> str:

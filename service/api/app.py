@@ -80,7 +80,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.ctx = ctx
     install_error_handlers(app)
     install_docs(app)
-    app.add_middleware(Observability, metrics=metrics, body_limit=request_body_limit(settings.max_document_bytes))
+    app.add_middleware(Observability, metrics=metrics, body_limit=request_body_limit(settings.max_document_bytes, settings.max_file_bytes))
     app.include_router(questions.router(settings))
     app.include_router(documents.router(settings))
     app.include_router(index.router(settings))

@@ -9,6 +9,7 @@ carries only a code and a generic message, never a stack trace.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -111,6 +112,8 @@ class BodyTooLarge(StarletteHTTPException):
 def too_large_response(limit: int, what: str = "request") -> JSONResponse:
     if what == "document":
         zh, en = f"文档超过上限 {limit} 字节", f"document larger than {limit} bytes"
+    elif what == "file":
+        zh, en = f"上传的文件超过上限 {limit} 字节", f"uploaded file larger than {limit} bytes"
     else:
         zh, en = f"请求体超过上限 {limit} 字节", f"request body larger than {limit} bytes"
     return error_response(413, "payload_too_large", bilingual(zh, en), {"limit_bytes": limit})
@@ -189,6 +192,24 @@ async def _index_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, exc.code, bilingual(zh, f"{exc.message} ({exc.hint})"))
 
 
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_full(exc: BaseException) -> bool:
+    """The disk (or the process's file-size limit) is full: no write can succeed until space is freed."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+
+
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    if not storage_full(exc):
+        return await _unhandled(request, exc)
+    log.error("storage full on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(507, "insufficient_storage",
+                          bilingual("服务器磁盘空间不足，未保存任何内容；已保存的文档和当前索引不受影响，请释放空间后重试",
+                                    "the server's disk is full; nothing was saved, stored documents and the "
+                                    "current index are unaffected: free some space and try again"))
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return internal_error_response()
@@ -201,6 +222,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QueryError, _query_error)
     app.add_exception_handler(DocumentError, _document_error)
     app.add_exception_handler(IndexError_, _index_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unhandled)
 
 
@@ -216,6 +238,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         415: "Unsupported media type / 不支持的内容类型",
         422: "Invalid input / 输入无效",
         500: "Internal error (details only in the server log) / 服务器内部错误",
+        507: "The server's disk is full; nothing was saved / 磁盘空间不足，未保存",
         503: "No index loaded yet / 索引尚未就绪",
     }
     return {s: {"model": ErrorResponse, "description": descriptions.get(s, "Error")} for s in statuses}

@@ -27,9 +27,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def request_body_limit(max_document_bytes: int) -> int:
-    """The largest request body read: room for a max_document_bytes document however it is encoded."""
-    return max_document_bytes * BODY_PER_DOCUMENT_BYTE + BODY_OVERHEAD_BYTES
+def request_body_limit(max_document_bytes: int, max_file_bytes: int = 0) -> int:
+    """The largest request body read: room for a max_document_bytes document however it is encoded, or a
+    max_file_bytes file (PDF, Word, web page) in a multipart form."""
+    return max(max_document_bytes * BODY_PER_DOCUMENT_BYTE, max_file_bytes) + BODY_OVERHEAD_BYTES
 
 
 async def _drain(receive: Receive, cap: int) -> None:

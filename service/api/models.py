@@ -44,6 +44,13 @@ class SearchResult(_Open):
     results: list[SearchHit]
 
 
+class CitationOrigin(_Open):
+    format: str = Field(description="the uploaded original's format: pdf | html | docx | text")
+    page: int | None = Field(None, description="PDF: the page (1-based) the quote starts on")
+    pages: list[int] | None = Field(None, description="PDF: [first, last] page when the quote runs over pages")
+    section: list[str] | None = Field(None, description="HTML/DOCX (and PDF bookmarks): the heading trail")
+
+
 class Citation(_Open):
     n: int
     doc_id: str
@@ -54,6 +61,9 @@ class Citation(_Open):
     quote: str = Field(description="exactly text[start:end] of the cited document's cleaned text")
     start: int
     end: int
+    origin: CitationOrigin | None = Field(
+        None, description="where the quote starts in the uploaded original (GET /v1/documents/{doc_id}/original); "
+                          "null for a Markdown document")
 
 
 class AskResult(_Open):
@@ -72,6 +82,12 @@ class AskResult(_Open):
     signals: dict[str, float] = Field(default_factory=dict)
 
 
+class OriginalFile(BaseModel):
+    format: str = Field(description="html | pdf | docx | text")
+    name: str = Field(description="the uploaded file name")
+    url: str = Field(description="GET it: the original bytes, unmodified")
+
+
 class DocumentSummary(BaseModel):
     doc_id: str
     title: str
@@ -80,6 +96,13 @@ class DocumentSummary(BaseModel):
     source: str
     region: str
     url: str | None = None
+    doc_number: str | None = Field(None, description="发文字号, e.g. 江府〔2024〕12号")
+    issuer: str | None = Field(None, description="发文机关")
+    written_date: str | None = Field(None, description="成文日期 (ISO); answers cite this date first")
+    published_date: str | None = Field(None, description="发布日期 (ISO)")
+    effective_date: str | None = Field(None, description="施行日期 (ISO)")
+    validity: str | None = Field(None, description="有效期 as written")
+    original: OriginalFile | None = Field(None, description="the uploaded file this document was extracted from")
     content_hash: str | None = Field(None, description="sha256 of the stored file")
     chunks: int = Field(description="chunks of this document in the current index generation")
     indexed: bool = Field(description="in the current generation with the same content hash")

@@ -34,6 +34,7 @@ log = logging.getLogger("policyqa")
 
 REFRESH_EVERY_S = 1.0
 RETRY_AFTER_S = 5
+TIDY_EVERY_S = 300.0
 WARMUP_QUERY = "党建引领基层治理"
 
 
@@ -233,8 +234,22 @@ class AppContext:
         if self.auto is not None:
             self.auto.changed()
 
+    def tidy(self) -> None:
+        """Remove what writes cut short by a crash left behind (never acknowledged: nothing is lost)."""
+        for name in self.store.remove_stale_temporaries() + self.jobs.store.remove_stale_temporaries():
+            log.info("removed a temporary file left by an interrupted write: %s", name)
+
+    async def _tidy_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await anyio.to_thread.run_sync(self.tidy)
+            except Exception:
+                log.exception("tidying temporary files")
+
     async def background(self) -> list[asyncio.Task[None]]:
-        tasks = [asyncio.create_task(self.watcher.run())]
+        await anyio.to_thread.run_sync(self.tidy)
+        tasks = [asyncio.create_task(self.watcher.run()), asyncio.create_task(self._tidy_every(TIDY_EVERY_S))]
         if self.auto is not None:
             tasks.append(asyncio.create_task(self.auto.run()))
         return tasks

@@ -26,6 +26,7 @@ from service.documents_api import (
 )
 
 DOC_ID_PATTERN = DOC_ID_RE.pattern
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})  # stored as they come: held to max_document_bytes
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -53,14 +54,16 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def check_document_size(data: bytes | str, limit: int) -> None:
+def check_document_size(data: bytes | str, limit: int, what: str = "document") -> None:
     size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
     if size > limit:
-        raise BodyTooLarge(limit, "document")
+        raise BodyTooLarge(limit, what)
 
 
-async def prepare_upload(request: Request, body: bytes, corpus_dir: FsPath, max_doc: int) -> PreparedDocument:
-    """The uploaded document, validated; a document over max_doc bytes is refused before it is parsed."""
+async def prepare_upload(request: Request, body: bytes, corpus_dir: FsPath, max_doc: int,
+                         max_file: int | None = None) -> PreparedDocument:
+    """The uploaded document, validated; a document over max_doc bytes (a PDF, Word file or web page over
+    max_file bytes) is refused before it is parsed."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or ctype.endswith("+json"):
         try:
@@ -106,7 +109,11 @@ async def prepare_upload(request: Request, body: bytes, corpus_dir: FsPath, max_
                 overrides[key] = (value.strip() or None) if isinstance(value, str) else None
         finally:
             await form.close()
-        check_document_size(data, max_doc)
+        extracted = bool(filename) and FsPath(filename or "").suffix.lower() not in MARKDOWN_SUFFIXES
+        if extracted and max_file is not None:
+            check_document_size(data, max_file, "file")  # the extracted text is held to max_doc afterwards
+        else:
+            check_document_size(data, max_doc)
         if not filename:  # a plain form field: Markdown with front matter, as before
             return prepare_from_markdown(data, corpus_dir, doc_id or None)
         return prepare_from_file(data, filename, corpus_dir, doc_id or None, title=overrides["title"],

@@ -12,12 +12,13 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from corpus.cleaning import clean_document
+from corpus.provenance import original_path
 from index.store import LoadedIndex
 from service.api.auth import admin_dependency
-from service.api.errors import bilingual, responses
+from service.api.errors import ApiError, bilingual, responses
 from service.api.middleware import request_body_limit
 from service.api.models import DocumentCreated, DocumentDeleted, DocumentDetail, DocumentList
 from service.api.state import AppContext, context
@@ -37,20 +38,36 @@ DocId = Annotated[str, Path(min_length=1, max_length=128, pattern=DOC_ID_PATTERN
                             description="document id (lowercase ASCII slug)")]
 
 
+POLICY_FIELDS = ("doc_number", "issuer", "written_date", "published_date", "effective_date", "validity")
+ORIGINAL_TYPES = {  # content type, shown inline (else a download)
+    "pdf": ("application/pdf", True),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", False),
+    "html": ("text/html", False),  # never rendered on this origin: its scripts would run as the page's
+    "text": ("text/plain", True),
+}
+
+
 def summary(doc_meta: dict[str, Any], idx: LoadedIndex | None, content_hash: str | None,
             stored: bool = True) -> dict[str, Any]:
     indexed_doc = idx.documents.get(doc_meta["doc_id"]) if idx is not None else None
     indexed = indexed_doc is not None and (content_hash is None or indexed_doc.content_hash == content_hash)
-    return {"doc_id": doc_meta["doc_id"], "title": doc_meta["title"], "date": doc_meta["date"],
-            "date_inferred": bool(doc_meta.get("date_inferred", False)), "source": doc_meta["source"],
-            "region": doc_meta.get("region") or "", "url": doc_meta.get("url"), "content_hash": content_hash,
-            "chunks": indexed_doc.chunks if indexed_doc is not None else 0, "indexed": indexed,
-            "stored": stored, "state": "removing" if not stored else "indexed" if indexed else "indexing"}
+    out = {"doc_id": doc_meta["doc_id"], "title": doc_meta["title"], "date": doc_meta["date"],
+           "date_inferred": bool(doc_meta.get("date_inferred", False)), "source": doc_meta["source"],
+           "region": doc_meta.get("region") or "", "url": doc_meta.get("url"), "content_hash": content_hash,
+           "chunks": indexed_doc.chunks if indexed_doc is not None else 0, "indexed": indexed,
+           "stored": stored, "state": "removing" if not stored else "indexed" if indexed else "indexing"}
+    out.update({k: str(doc_meta[k]) if doc_meta.get(k) else None for k in POLICY_FIELDS})
+    fmt = doc_meta.get("original_format")
+    out["original"] = ({"format": str(fmt), "name": str(doc_meta.get("original_name") or ""),
+                        "url": f"/v1/documents/{doc_meta['doc_id']}/original"}
+                       if fmt and stored and doc_meta.get("original") else None)
+    return out
 
 
 def router(settings: Settings) -> APIRouter:
     max_doc = settings.max_document_bytes
-    max_body = request_body_limit(max_doc)
+    max_file = settings.max_file_bytes
+    max_body = request_body_limit(max_doc, max_file)
     require_admin = admin_dependency(settings.admin_token)
     auto = ("An automatic rebuild follows within POLICYQA_REBUILD_DELAY_S seconds" if settings.auto_rebuild
             else "Automatic rebuilds are off (POLICYQA_AUTO_REBUILD=false): `?rebuild=true` starts one")
@@ -85,12 +102,37 @@ def router(settings: Settings) -> APIRouter:
             text = indexed.text if indexed is not None and out["indexed"] else clean_document(doc).text
             return {**out, "generation": generation, "text": text, "raw": doc.raw}
         if indexed is not None:  # deleted, still in the current generation: older citations need its text
-            meta = {"doc_id": indexed.doc_id, "title": indexed.title, "date": indexed.date,
+            meta = {**indexed.extra, "doc_id": indexed.doc_id, "title": indexed.title, "date": indexed.date,
                     "date_inferred": indexed.date_inferred, "source": indexed.source, "region": indexed.region,
                     "url": indexed.url}
             out = summary(meta, idx, indexed.content_hash, stored=False)
             return {**out, "generation": generation, "text": indexed.text, "raw": None}
         raise not_found(doc_id)
+
+    @api.get("/v1/documents/{doc_id}/original", response_class=FileResponse,
+             summary="The uploaded original file, unmodified / 原始文件",
+             description="The bytes of the PDF, Word or HTML file (or text file) the document was extracted "
+                         "from, with its content type; PDF and text are shown inline, the others download. "
+                         "404 for a document stored as Markdown, or one deleted.",
+             responses={200: {"content": {t: {} for t, _ in ORIGINAL_TYPES.values()},
+                              "description": "the original bytes"}, **responses(404, 422)})
+    def get_original(doc_id: DocId, ctx: Annotated[AppContext, Depends(context)]) -> Response:
+        check_doc_id(doc_id)
+        doc = ctx.store.get(doc_id)
+        if doc is None:
+            raise not_found(doc_id)
+        path = original_path(doc)
+        if path is None:
+            raise ApiError(404, "original_not_found", f"文档“{doc_id}”没有上传的原始文件",
+                           f"document {doc_id!r} has no uploaded original file", detail={"doc_id": doc_id})
+        fmt = doc.extra.get("original_format", "")
+        media_type, inline = ORIGINAL_TYPES.get(fmt, ("application/octet-stream", False))
+        name = doc.extra.get("original_name") or path.name
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if fmt != "pdf":  # the browser's PDF viewer does not open in a sandbox; nothing else needs scripts
+            headers["Content-Security-Policy"] = "sandbox"
+        return FileResponse(path, media_type=media_type, filename=name, headers=headers,
+                            content_disposition_type="inline" if inline else "attachment")
 
     @api.post("/v1/documents", response_model=DocumentCreated, status_code=201, tags=["admin"],
               summary="Add a document (admin) / 新增文档（管理）",
@@ -99,13 +141,13 @@ def router(settings: Settings) -> APIRouter:
                           f"the corpus loader and written durably before the 201. {auto}; `?rebuild=true` "
                           f"starts one now. A document over {max_doc} bytes (UTF-8, as stored) is refused "
                           "with 413.",
-              responses=responses(400, 401, 403, 409, 413, 415, 422),
+              responses=responses(400, 401, 403, 409, 413, 415, 422, 507),
               openapi_extra=NEW_DOCUMENT_BODY, dependencies=[Depends(require_admin)])
     async def add_document(request: Request, ctx: Annotated[AppContext, Depends(context)],
                            rebuild: Annotated[bool, Query(description="start an index rebuild now")] = False,
                            ) -> Response:
         body = await read_body(request, max_body)
-        prepared = await prepare_upload(request, body, settings.corpus_dir, max_doc)
+        prepared = await prepare_upload(request, body, settings.corpus_dir, max_doc, max_file)
         check_document_size(prepared.data, max_doc)  # the stored file: body and front matter
         doc = await anyio.to_thread.run_sync(ctx.store.add, prepared)
         log.info("document %s added (%d bytes)", doc.doc_id, len(prepared.data))

@@ -26,7 +26,7 @@ def router(settings: Settings) -> APIRouter:
               summary="Rebuild the index in the background (admin) / 后台重建索引（管理）",
               description="Starts a low-priority build process and returns its job at once. While one runs, "
                           "the running job is returned (same job_id, `started: false`).",
-              responses=responses(401, 403), dependencies=[Depends(require_admin)])
+              responses=responses(401, 403, 507), dependencies=[Depends(require_admin)])
     def rebuild_index(ctx: Annotated[AppContext, Depends(context)]) -> Response:
         job, started = ctx.start_job()
         return JSONResponse({**job.public(), "started": started}, status_code=202,

@@ -30,7 +30,13 @@
   const docsError = $("docs-error");
   const docsStatus = $("docs-status");
   const readiness = $("readiness");
+  const uploadForm = $("upload-form");
+  const uploadButton = $("upload-button");
+  const uploadResult = $("upload-result");
+  const uploadError = $("upload-error");
   const READY_POLL_MS = 2000;
+  const LIST_POLL_MS = 3000; // while a document is being indexed, the list is read again this often
+  const FORMAT_NAMES = { pdf: "PDF", docx: "Word", html: "网页", text: "文本" };
 
   // ---- small DOM helpers -------------------------------------------------------------------------
 
@@ -53,6 +59,44 @@
   const metaLine = (...parts) => parts.filter((p) => p !== null && p !== undefined && p !== "").join(" · ");
 
   const sectionPath = (section) => (Array.isArray(section) ? section.filter(Boolean).join(" / ") : "");
+
+  /** Where a citation's quote is in the uploaded original: "原文第 3 页", "原文第 3–4 页" or "原文章节：A / B". */
+  function originLabel(origin) {
+    if (!origin || typeof origin !== "object") return "";
+    const pages = origin.pages;
+    if (Array.isArray(pages) && pages.length === 2 && pages.every(Number.isInteger)) {
+      return `原文第 ${pages[0]}–${pages[1]} 页`;
+    }
+    if (Number.isInteger(origin.page)) return `原文第 ${origin.page} 页`;
+    const trail = sectionPath(origin.section);
+    return trail ? `原文章节：${trail}` : "";
+  }
+
+  /** A link to the document's stored original file (only this server's own URL), at the cited page for a PDF. */
+  function originalLink(doc, origin) {
+    const original = doc && doc.original;
+    if (!original || typeof original.url !== "string" || !original.url.startsWith("/v1/documents/")) return null;
+    let href = original.url;
+    if (original.format === "pdf" && origin && Number.isInteger(origin.page)) href += `#page=${origin.page}`;
+    const kind = FORMAT_NAMES[original.format] || String(original.format || "");
+    return el("a", { class: "btn btn-quiet original-link", href, target: "_blank", rel: "noopener noreferrer",
+      text: `查看原文件（${kind}）` });
+  }
+
+  /** The policy metadata a document has (发文字号, 发文机关, dates) as a <dl>, or null when it has none. */
+  function policyFacts(doc, fields) {
+    if (!doc) return null;
+    const facts = el("dl", { class: "doc-facts policy-facts" });
+    for (const [key, label] of fields) {
+      const value = doc[key];
+      if (typeof value === "string" && value) facts.append(el("dt", { text: label }), el("dd", { text: value }));
+    }
+    return facts.childElementCount ? facts : null;
+  }
+  const CARD_FACTS = [["doc_number", "发文字号"], ["issuer", "发文机关"], ["written_date", "成文日期"],
+    ["effective_date", "施行日期"]];
+  const DETAIL_FACTS = [["doc_number", "发文字号"], ["issuer", "发文机关"], ["written_date", "成文日期"],
+    ["published_date", "发布日期"], ["effective_date", "施行日期"], ["validity", "有效期"]];
 
   // ---- API ---------------------------------------------------------------------------------------
 
@@ -287,7 +331,7 @@
           el("span", { class: "citation-n", text: `[${c.n}]` }),
           el("span", { class: "citation-body" },
             el("span", { class: "citation-title", text: c.title || c.doc_id }),
-            el("span", { class: "citation-meta", text: metaLine(c.date, sectionPath(c.section)) }),
+            el("span", { class: "citation-meta", text: metaLine(c.date, sectionPath(c.section), originLabel(c.origin)) }),
             el("span", { class: "citation-quote", text: `“${c.quote || ""}”` })));
         item.addEventListener("click", () => showSource(c.n));
         list.append(el("li", {}, item));
@@ -352,10 +396,14 @@
     if (!c) return;
     const request = ++sourceRequest;
     markActiveCitation(n);
+    // the document's metadata and original file; the card still shows the quote if this fails
+    const docRequest = getDocument(c.doc_id).catch(() => null);
 
+    const where = originLabel(c.origin);
     const header = el("div", { class: "source-head" },
       el("h2", { class: "card-title" }, `引用 [${n}] `, el("span", { class: "source-title", text: c.title || c.doc_id })),
-      el("p", { class: "source-meta" }, metaLine(c.date, sectionPath(c.section))));
+      el("p", { class: "source-meta" }, metaLine(c.date, sectionPath(c.section))),
+      where ? el("p", { class: "source-origin", text: where }) : null);
     sourceCard.replaceChildren(header, el("p", { class: "status" },
       el("span", { class: "spinner", "aria-hidden": "true" }), "正在加载原文…"));
     show(sourceCard);
@@ -372,9 +420,12 @@
       showError(box, err);
       return;
     }
+    const doc = await docRequest;
     if (request !== sourceRequest) return; // another citation was clicked meanwhile
 
     const body = [header];
+    const facts = policyFacts(doc, CARD_FACTS);
+    if (facts) header.append(facts);
     if (found) {
       const passage = el("p", { class: "passage" });
       if (found.clippedBefore) passage.append("…");
@@ -398,7 +449,8 @@
       if (marker) marker.focus();
     });
     body.push(el("p", { class: "actions" },
-      el("a", { class: "btn btn-quiet", href: `#docs/${encodeURIComponent(c.doc_id)}`, text: "查看全文" }), close));
+      el("a", { class: "btn btn-quiet", href: `#docs/${encodeURIComponent(c.doc_id)}`, text: "查看全文" }),
+      originalLink(doc, c.origin), close));
 
     sourceCard.replaceChildren(...body);
     sourceCard.focus({ preventScroll: true }); // keyboard users land on the passage they asked for
@@ -444,30 +496,103 @@
 
   let docsLoaded = false;
   let lastDocId = null; // to return focus to the document just closed
+  let listTimer = null;
 
-  async function loadDocumentList() {
+  /** Read the list again in a while (a document is being indexed): its 索引中 tag goes when it is searchable. */
+  function refreshListSoon() {
+    if (listTimer) return;
+    listTimer = setTimeout(() => {
+      listTimer = null;
+      docsLoaded = false; // a later visit reads it again in any case
+      if (!docsView.hidden && docDetail.hidden) loadDocumentList({ quiet: true });
+    }, LIST_POLL_MS);
+  }
+
+  async function loadDocumentList({ quiet = false } = {}) {
     if (docsLoaded) return;
     show(docsError, false);
-    show(docsStatus);
+    if (!quiet) show(docsStatus);
     try {
       const data = await api("/v1/documents");
       const docs = Array.isArray(data.documents) ? data.documents : [];
+      const focused = document.activeElement && document.activeElement.dataset
+        ? document.activeElement.dataset.docId : undefined;
       docList.replaceChildren(...docs.map((d) => {
+        const kind = d.original && FORMAT_NAMES[d.original.format];
         const button = el("button", { type: "button", class: "doc-item", "data-doc-id": d.doc_id },
           el("span", { class: "doc-title", text: d.title || d.doc_id }),
-          el("span", { class: "doc-meta", text: metaLine(d.date, d.source) }),
-          d.state === "indexing" ? el("span", { class: "tag", text: "索引中" }) : null);
+          el("span", { class: "doc-meta", text: metaLine(d.doc_number, d.issuer, d.date, d.source) }),
+          kind ? el("span", { class: "tag tag-format", text: kind }) : null,
+          d.state === "indexing" ? el("span", { class: "tag", text: "索引中" }) : null,
+          d.state === "removing" ? el("span", { class: "tag", text: "删除中" }) : null);
         button.addEventListener("click", () => { location.hash = `#docs/${encodeURIComponent(d.doc_id)}`; });
         return el("li", {}, button);
       }));
       if (!docs.length) docList.append(el("li", { class: "hint", text: "资料库中还没有文档。" }));
+      if (focused) {
+        const again = [...docList.querySelectorAll(".doc-item")].find((b) => b.dataset.docId === focused);
+        if (again) again.focus();
+      }
       docsLoaded = true;
+      if (docs.some((d) => d.state === "indexing" || d.state === "removing")) refreshListSoon();
     } catch (err) {
       showError(docsError, err);
     } finally {
       show(docsStatus, false);
     }
   }
+
+  // ---- upload (admin): the token stays in this page's memory (the field), never in storage ------------
+
+  async function upload() {
+    const token = $("upload-token").value.trim();
+    const fileInput = $("upload-file");
+    const file = fileInput.files && fileInput.files[0];
+    show(uploadResult, false);
+    show(uploadError, false);
+    if (!token) {
+      showError(uploadError, new ApiError("请输入管理员令牌"));
+      $("upload-token").focus();
+      return;
+    }
+    if (!file) {
+      showError(uploadError, new ApiError("请选择要上传的文件"));
+      fileInput.focus();
+      return;
+    }
+    const body = new FormData();
+    body.append("file", file, file.name);
+    for (const field of ["title", "date", "source"]) {
+      const value = $(`upload-${field}`).value.trim();
+      if (value) body.append(field, value);
+    }
+    uploadButton.disabled = true;
+    uploadForm.setAttribute("aria-busy", "true");
+    try {
+      const created = await api("/v1/documents", {
+        method: "POST", headers: { Authorization: `Bearer ${token}` }, body,
+      });
+      documentCache.delete(created.doc_id);
+      uploadResult.replaceChildren("已上传：",
+        el("a", { href: `#docs/${encodeURIComponent(created.doc_id)}`, text: created.title || created.doc_id }),
+        `（编号 ${created.doc_id}）。建立索引后即可提问。`);
+      show(uploadResult);
+      fileInput.value = "";
+      for (const field of ["title", "date", "source"]) $(`upload-${field}`).value = "";
+      docsLoaded = false;
+      await loadDocumentList({ quiet: true });
+    } catch (err) {
+      showError(uploadError, err);
+    } finally {
+      uploadButton.disabled = false;
+      uploadForm.setAttribute("aria-busy", "false");
+    }
+  }
+
+  uploadForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    upload();
+  });
 
   async function showDocument(docId) {
     lastDocId = docId;
@@ -485,6 +610,13 @@
       fact("日期", doc.date ? `${doc.date}${doc.date_inferred ? "（据正文推断）" : ""}` : "");
       fact("来源", doc.source);
       fact("地区", doc.region);
+      for (const [key, label] of DETAIL_FACTS) fact(label, typeof doc[key] === "string" ? doc[key] : "");
+      const original = originalLink(doc, null);
+      if (original) {
+        original.textContent = String(doc.original.name || "") || original.textContent;
+        original.className = "";
+        fact(`原始文件（${FORMAT_NAMES[doc.original.format] || doc.original.format}）`, original);
+      }
       // only http(s) links become clickable: a "javascript:" URL from a document must not run
       if (typeof doc.url === "string" && /^https?:\/\//i.test(doc.url)) {
         fact("原文链接", el("a", { href: doc.url, rel: "noopener noreferrer", target: "_blank", text: doc.url }));

@@ -71,7 +71,7 @@ def real_engine(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> En
     from service.engine import Engine
     from service.settings import Settings
 
-    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), model_dir=model_dir)  # type: ignore[call-arg]
+    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), model_dir=model_dir)
     engine = Engine(settings)
     engine.build()
     engine.load()

@@ -137,10 +137,11 @@ def router(settings: Settings) -> APIRouter:
     @api.post("/v1/documents", response_model=DocumentCreated, status_code=201, tags=["admin"],
               summary="Add a document (admin) / 新增文档（管理）",
               description="JSON `{title, text, date?, source?, url?, doc_id?, region?}`, a multipart upload "
-                          "(field `file`: Markdown with front matter) or a text/markdown body. Validated like "
+                          "(field `file`: Markdown with front matter, a web page, PDF, Word .docx or text file; "
+                          "optional fields doc_id, title, date, source) or a text/markdown body. Validated like "
                           f"the corpus loader and written durably before the 201. {auto}; `?rebuild=true` "
-                          f"starts one now. A document over {max_doc} bytes (UTF-8, as stored) is refused "
-                          "with 413.",
+                          f"starts one now. A file over {max_file} bytes, or a document over {max_doc} bytes as "
+                          "stored (UTF-8), is refused with 413; a full disk answers 507.",
               responses=responses(400, 401, 403, 409, 413, 415, 422, 507),
               openapi_extra=NEW_DOCUMENT_BODY, dependencies=[Depends(require_admin)])
     async def add_document(request: Request, ctx: Annotated[AppContext, Depends(context)],

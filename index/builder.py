@@ -27,6 +27,7 @@ from index.encoders import TextEncoder
 from index.generations import build_lock, current_generation, new_generation_name, prune, publish, write_json
 from index.segmentation import Segmenter
 from index.sparse import SparseIndex
+from index.stores import MilvusConfig
 
 # 2: documents.jsonl rows carry `origin` (an uploaded file's format, name and provenance spans on cleaned-text
 # offsets). A generation of an older format is refused (IndexMismatch) and rebuilt, vectors from the cache.
@@ -153,6 +154,7 @@ def build_index(
     progress: Progress = _noop,
     on_generation_dir: Callable[[Path], None] | None = None,
     reuse_indexes: bool = True,
+    milvus: MilvusConfig | None = None,
 ) -> BuildResult:
     """Write a new generation and make it current. The encoder is created only if some text is new.
 
@@ -160,6 +162,10 @@ def build_index(
     from (its manifest's artifacts_key) and its indexes load, its dense.faiss and sparse/ are hard-linked
     into the new generation instead of rebuilt: an unchanged rebuild re-tokenises and re-indexes nothing.
     ``reuse_indexes=False`` always rebuilds them.
+
+    With ``milvus`` the vectors and BM25 go to a new Milvus collection named after the generation instead
+    of dense.faiss and sparse/ (index/stores/milvus.py); the collection is written before the folder is
+    published, the alias is switched to it after, and the previous generation's collection is kept.
     """
     t0 = time.perf_counter()
     segmenter = segmenter or Segmenter()
@@ -177,7 +183,7 @@ def build_index(
         total = len(chunks)
         dense_kind = "hnsw" if total >= hnsw_threshold else "flat"
         key = artifacts_key(keys, model, segmenter.hash, dense_kind)
-        reuse = _reusable_generation(root, key, total, model.dim) if reuse_indexes else None
+        reuse = _reusable_generation(root, key, total, model.dim) if reuse_indexes and milvus is None else None
         if reuse is not None:
             # Unchanged passages: the current generation's indexes are what this build would write.
             cached: dict[str, np.ndarray] = {}
@@ -210,7 +216,26 @@ def build_index(
                 cache.put_many(part_new)
                 fresh.update(part_new)
             cached.update(fresh)
-        if reuse is not None:
+        store_info: dict[str, Any] | None = None
+        if milvus is not None:
+            from index.stores import milvus as mv
+
+            vectors = (np.stack([cached[k] for k in keys]).astype(np.float32) if keys
+                       else np.zeros((0, model.dim), dtype=np.float32))
+            collection = mv.collection_name(milvus, name)
+            progress("dense", 0, 1)
+            progress("sparse", 0, total)
+            written = mv.create_collection(milvus, collection, model.dim,
+                                           [(c.chunk_id, c.doc_id, t) for c, t in zip(chunks, texts, strict=True)],
+                                           vectors)
+            progress("dense", 1, 1)
+            progress("sparse", total, total)
+            vector_count = sparse_count = written
+            dense_kind = "milvus-" + mv.DENSE_INDEX["index_type"].lower()
+            store_info = {"kind": "milvus", "uri": milvus.uri, "db": milvus.db, "collection": collection,
+                          "alias": milvus.alias, "dense_index": dict(mv.DENSE_INDEX), "bm25": dict(mv.BM25_PARAMS),
+                          "analyzer": mv.analyzer_params()}
+        elif reuse is not None:
             progress("dense", 0, 1)
             _link_or_copy(reuse / "dense.faiss", tmp / "dense.faiss")
             progress("dense", 1, 1)
@@ -270,12 +295,20 @@ def build_index(
             "sparse": dict(SPARSE_PARAMS),
             "artifacts_key": key,
             "versions": library_versions(),
+            **({"store": store_info} if store_info is not None else {}),
             "build": {"seconds": round(seconds, 3), "embedded": len(missing), "cached": total - len(missing),
                       "encoder_loaded": encoder_loaded,
                       "reused_indexes_from": reuse.name if reuse is not None else None},
         }
         write_json(tmp / "manifest.json", manifest)  # last: a folder without it is never valid
         publish(root, tmp, name)
+        if milvus is not None:
+            from index.stores import milvus as mv
+
+            mv.switch_alias(milvus, mv.collection_name(milvus, name))
         prune(root)
+        if milvus is not None:
+            gens = root / "generations"
+            mv.prune_collections(milvus, {mv.collection_name(milvus, p.name) for p in gens.iterdir() if p.is_dir()})
     return BuildResult(name, root / "generations" / name, total, len(missing), total - len(missing),
                        time.perf_counter() - t0, encoder_loaded)

@@ -28,7 +28,8 @@ class SparseIndex:
         retriever.index(safe, show_progress=False)
         return cls(retriever, len(token_lists))
 
-    def search(self, tokens: list[str], k: int) -> SparseHits:
+    def search(self, tokens: list[str], k: int, *, text: str | None = None) -> SparseHits:
+        """BM25 over our jieba tokens (``text`` is for stores that analyse the query themselves)."""
         known = [t for t in tokens if t in self._bm25.vocab_dict]
         if not known or not self.size:
             return SparseHits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))

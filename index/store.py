@@ -16,8 +16,10 @@ from index.builder import FORMAT_VERSION
 from index.dense import DenseIndex
 from index.generations import EncoderMismatch, IndexCorrupt, IndexMismatch, IndexNotFound, current_generation
 from index.sparse import SparseIndex
+from index.stores import DenseStore, MilvusConfig, SparseStore
 
 REQUIRED_FILES = ("manifest.json", "chunks.jsonl", "documents.jsonl", "dense.faiss", "sparse")
+MILVUS_REQUIRED_FILES = ("manifest.json", "chunks.jsonl", "documents.jsonl")  # vectors + BM25 in Milvus
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,8 @@ class LoadedIndex:
     manifest: dict[str, Any]
     chunks: tuple[Chunk, ...]
     documents: dict[str, StoredDocument]
-    dense: DenseIndex
-    sparse: SparseIndex
+    dense: DenseStore  # FAISS (DenseIndex) or Milvus (index/stores/milvus.py)
+    sparse: SparseStore  # bm25s (SparseIndex) or Milvus's BM25 function
 
     @property
     def generation(self) -> str:
@@ -123,17 +125,26 @@ def built_backend(manifest: dict[str, Any]) -> str:
 
 
 def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash: str | None = None,
-               generation: Path | None = None, backend: str | None = None) -> LoadedIndex:
+               generation: Path | None = None, backend: str | None = None,
+               milvus: MilvusConfig | None = None) -> LoadedIndex:
     """Load and verify the current generation (or the given one).
 
     Refuses a partial generation (missing files, counts that disagree) and one built with another model,
-    encoder variant (``backend``) or lexicon than the caller will query it with.
+    encoder variant (``backend``) or lexicon than the caller will query it with. With ``milvus`` the
+    generation must have been built into Milvus and its collection must exist with the manifest's row count;
+    a FAISS generation is then refused (IndexMismatch, so the engine rebuilds), and the other way round.
     """
     folder = generation or current_generation(root)
     if folder is None or not folder.is_dir():
         raise IndexNotFound(f"no index in {root}", "build one with `policyqa index build`")
     manifest = read_manifest(folder)
-    missing = [f for f in REQUIRED_FILES if not (folder / f).exists()]
+    built_store = str((manifest.get("store") or {}).get("kind") or "faiss")
+    wanted_store = "faiss" if milvus is None else "milvus"
+    if built_store != wanted_store:
+        raise IndexMismatch(f"generation {folder.name} was built for the {built_store} store, "
+                            f"the configured store is {wanted_store}")
+    required = REQUIRED_FILES if milvus is None else MILVUS_REQUIRED_FILES
+    missing = [f for f in required if not (folder / f).exists()]
     if missing:
         raise IndexCorrupt(f"generation {folder.name} lacks {', '.join(missing)}")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -154,8 +165,16 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
             chunks = tuple(_chunk(json.loads(line)) for line in f if line.strip())
         with (folder / "documents.jsonl").open(encoding="utf-8") as f:
             docs = {d.doc_id: d for d in (_document(json.loads(line)) for line in f if line.strip())}
-        dense = DenseIndex.load(folder / "dense.faiss")
-        sparse = SparseIndex.load(folder / "sparse")
+        dense: DenseStore
+        sparse: SparseStore
+        if milvus is None:
+            dense = DenseIndex.load(folder / "dense.faiss")
+            sparse = SparseIndex.load(folder / "sparse")
+        else:
+            from index.stores.milvus import open_store
+
+            dense, sparse = open_store(milvus, str(manifest["store"]["collection"]), int(manifest["counts"]["vectors"]),
+                                       int(manifest["model"]["dim"]))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"generation {folder.name} cannot be read: {exc}") from exc
     counts = manifest["counts"]
@@ -163,6 +182,6 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
     bad = {k: (counts.get(k), v) for k, v in seen.items() if counts.get(k) != v}
     if bad:
         raise IndexCorrupt(f"generation {folder.name} is inconsistent (manifest vs files: {bad})")
-    if dense.size and dense.dim != manifest["model"]["dim"]:
+    if milvus is None and isinstance(dense, DenseIndex) and dense.size and dense.dim != manifest["model"]["dim"]:
         raise IndexMismatch(f"vectors have dim {dense.dim}, manifest says {manifest['model']['dim']}")
     return LoadedIndex(folder, manifest, chunks, docs, dense, sparse)

@@ -100,7 +100,7 @@ class Engine:
         info = self._model_info_for_build()
         return build_index(corpus, self.settings.index_dir, info, lambda: self.encoder,
                            segmenter=self.segmenter, hnsw_threshold=self.settings.hnsw_threshold,
-                           progress=progress)
+                           progress=progress, milvus=self.settings.milvus())
 
     def _model_info_for_build(self) -> ModelInfo:
         if self._encoder is not None and self.settings.embedding_model is None and not (
@@ -121,7 +121,8 @@ class Engine:
         with self._lock:
             fingerprint, backend = self._expected()
             self._index = load_index(self.settings.index_dir, model_fingerprint=fingerprint,
-                                     lexicon_hash=self.segmenter.hash, backend=backend)
+                                     lexicon_hash=self.segmenter.hash, backend=backend,
+                                     milvus=self.settings.milvus())
             return self._index
 
     def ensure_index(self, progress: Progress = _quiet) -> LoadedIndex:

@@ -118,7 +118,7 @@ class Retriever:
             timings["dense"] = (time.perf_counter() - t) * 1000
         if mode in ("hybrid", "sparse"):
             t = time.perf_counter()
-            sh = self.index.sparse.search(self.segmenter.tokens(lookup), depth)
+            sh = self.index.sparse.search(self.segmenter.tokens(lookup), depth, text=lookup)
             sparse_list = [(int(i), float(s)) for i, s in zip(sh.ids, sh.scores, strict=True)]
             timings["sparse"] = (time.perf_counter() - t) * 1000
         if self.exclude:

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corpus.chunking import ChunkerConfig
+from index.stores import MilvusConfig
 
 # where each folder goes inside the data directory when it is not set on its own
 DATA_LAYOUT = {"corpus_dir": "documents", "index_dir": "index", "model_dir": "models/multilingual-e5-small",
@@ -57,6 +58,13 @@ class Settings(BaseSettings):
     reader_threads: int = Field(1, ge=1, le=64, description="Reader threads per question")
     chunk_max_chars: int = Field(450, ge=50, le=4000, description="Longest chunk before a section is split")
     chunk_overlap_chars: int = Field(120, ge=0, le=2000, description="Longest sentence repeated across chunks")
+    store: Literal["faiss", "milvus"] = Field(
+        "faiss", description="Where vectors and BM25 live: 'faiss' (FAISS + bm25s files in each generation) or "
+                             "'milvus' (one Milvus collection per generation, POLICYQA_MILVUS_URI)")
+    milvus_uri: str = Field("", description="Milvus: a local file path (Milvus Lite, embedded) or "
+                                            "http://host:19530; default <index_dir>/milvus.db")
+    milvus_token: str = Field("", description="Milvus token (user:password or an API key); empty = none")
+    milvus_db: str = Field("", description="Milvus database; empty = the server's default")
     hnsw_threshold: int = Field(100_000, ge=1, description="Vector count from which FAISS uses HNSW")
     fusion: Literal["score", "rrf"] = Field(
         "score", description="Hybrid fusion: 'score' (normalised BM25 + dense, keeps score gaps) or 'rrf'")
@@ -97,6 +105,13 @@ class Settings(BaseSettings):
 
     def chunker(self) -> ChunkerConfig:
         return ChunkerConfig(max_chars=self.chunk_max_chars, overlap_chars=self.chunk_overlap_chars)
+
+    def milvus(self) -> MilvusConfig | None:
+        """The Milvus store's settings, None with the default FAISS store."""
+        if self.store != "milvus":
+            return None
+        return MilvusConfig(uri=self.milvus_uri or str(self.index_dir / "milvus.db"), token=self.milvus_token,
+                            db=self.milvus_db)
 
     def resolved_model_dir(self) -> Path:
         return self.embedding_model or self.model_dir

@@ -205,6 +205,18 @@ def test_a_full_disk_is_507_in_the_error_shape_and_leaves_no_temporaries(tmp_pat
     assert young.exists() and not old.exists()
 
 
+def test_first_start_seeds_before_any_add_can_create_the_folder(tmp_path: Path) -> None:
+    """The app seeds its documents folder at start, not when the first build reads it: an add arriving
+    before that build would otherwise create the folder and the embedded articles would never be copied."""
+    app = _in_process_app(tmp_path)
+    ctx = app.state.ctx
+    assert not ctx.settings.corpus_dir.exists()
+    ctx.first_start()
+    seeds = sorted(p.name for p in SEED_CORPUS.glob("*.md"))
+    assert sorted(p.name for p in ctx.settings.corpus_dir.glob("*.md")) == seeds
+    assert sorted(d.doc_id + ".md" for d in ctx.store.load().documents) == seeds
+
+
 def _in_process_app(tmp_path: Path, **settings: Any) -> Any:
     """The app without its lifespan (no model, no index): for routes that need neither."""
     from service.api.app import create_app

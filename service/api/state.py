@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from fastapi import Request
 
+from corpus.documents import seed_documents
 from index.generations import IndexCorrupt, IndexError_, IndexMismatch, IndexNotFound, current_generation
 from index.store import LoadedIndex
 from service.api.errors import ApiError
@@ -247,8 +248,15 @@ class AppContext:
             except Exception:
                 log.exception("tidying temporary files")
 
+    def first_start(self) -> None:
+        """Seed the documents folder before anything can write to it: an add that created the folder first
+        would leave the embedded articles out for good."""
+        if seed_documents(self.settings.corpus_dir):
+            log.info("seeded %s with the embedded articles", self.settings.corpus_dir)
+        self.tidy()
+
     async def background(self) -> list[asyncio.Task[None]]:
-        await anyio.to_thread.run_sync(self.tidy)
+        await anyio.to_thread.run_sync(self.first_start)
         tasks = [asyncio.create_task(self.watcher.run()), asyncio.create_task(self._tidy_every(TIDY_EVERY_S))]
         if self.auto is not None:
             tasks.append(asyncio.create_task(self.auto.run()))

@@ -61,9 +61,9 @@ class Origin:
                          for s, e, p, sec in data.get("spans") or ()))
 
 
-def provenance_path(doc: Document) -> Path | None:
-    """The document's provenance file, when its front matter names one inside the originals folder."""
-    rel = doc.extra.get("provenance")
+def _in_originals(doc: Document, key: str) -> Path | None:
+    """The file the front-matter field `key` names, only when it lies inside the originals folder."""
+    rel = doc.extra.get(key)
     if not rel:
         return None
     folder = (doc.path.parent / ORIGINALS_DIR).resolve()
@@ -71,14 +71,15 @@ def provenance_path(doc: Document) -> Path | None:
     return path if path.parent == folder else None  # never a path outside .originals/
 
 
+def provenance_path(doc: Document) -> Path | None:
+    """The document's provenance file, when its front matter names one inside the originals folder."""
+    return _in_originals(doc, "provenance")
+
+
 def original_path(doc: Document) -> Path | None:
     """The stored original bytes of an uploaded document (None for a Markdown document or a missing file)."""
-    rel = doc.extra.get("original")
-    if not rel:
-        return None
-    folder = (doc.path.parent / ORIGINALS_DIR).resolve()
-    path = (doc.path.parent / rel).resolve()
-    return path if path.parent == folder and path.is_file() else None
+    path = _in_originals(doc, "original")
+    return path if path is not None and path.is_file() else None
 
 
 def raw_provenance(doc: Document) -> list[tuple[int, int, int | None, tuple[str, ...]]] | None:

@@ -71,6 +71,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def remove_old_files(folder: Path, pattern: str, older_than_s: float) -> list[str]:
+    """Delete the files in `folder` matching `pattern` whose last write is older than `older_than_s` (the
+    temporaries of writes a crash cut short; a younger one may belong to a write still running in another
+    process). Returns the names removed."""
+    removed: list[str] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for p in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            if now - p.stat().st_mtime > older_than_s:
+                p.unlink()
+                removed.append(p.name)
+    return removed
+
+
 def fsync_tree(folder: Path) -> None:
     for p in sorted(folder.rglob("*")):
         if p.is_file():

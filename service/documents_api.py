@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from corpus.documents import (
 from corpus.formats import PROVENANCE_VERSION, Extracted, document_date, extract
 from corpus.formats.sniff import TEXT_KINDS, content_kind, detect
 from corpus.provenance import ORIGINALS_DIR
-from index.generations import fsync_dir
+from index.generations import fsync_dir, remove_old_files
 from service.api.errors import ApiError
 
 TRASH_DIR = ".trash"
@@ -280,17 +279,8 @@ class DocumentStore:
     def remove_stale_temporaries(self, older_than_s: float = STALE_TEMP_S) -> list[str]:
         """Delete the hidden temporary files of adds cut short by a crash (never acknowledged, so nothing is
         lost). Only old ones: a younger one may belong to an add still running in another worker."""
-        removed: list[str] = []
-        now = time.time()
-        for folder in (self.corpus_dir, self.corpus_dir / ORIGINALS_DIR):
-            if not folder.is_dir():
-                continue
-            for p in folder.glob(".*.tmp-*"):
-                with contextlib.suppress(OSError):
-                    if now - p.stat().st_mtime > older_than_s:
-                        p.unlink()
-                        removed.append(p.name)
-        return removed
+        return [name for folder in (self.corpus_dir, self.corpus_dir / ORIGINALS_DIR)
+                for name in remove_old_files(folder, ".*.tmp-*", older_than_s)]
 
     def _originals_of(self, doc_id: str) -> list[Path]:
         folder = self.corpus_dir / ORIGINALS_DIR

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from index.generations import fsync_dir
+from index.generations import fsync_dir, remove_old_files
 from service.settings import Settings, load_settings
 
 log = logging.getLogger("policyqa.jobs")
@@ -192,16 +192,7 @@ class JobStore:
 
     def remove_stale_temporaries(self, older_than_s: float = 60.0) -> list[str]:
         """Temporary job files left by a process killed mid-write (younger ones may be in use)."""
-        removed: list[str] = []
-        if not self.root.is_dir():
-            return removed
-        now = time.time()
-        for p in self.root.glob(".j*.json.tmp-*"):
-            with contextlib.suppress(OSError):
-                if now - p.stat().st_mtime > older_than_s:
-                    p.unlink()
-                    removed.append(p.name)
-        return removed
+        return remove_old_files(self.root, ".j*.json.tmp-*", older_than_s)
 
     def job_ids(self) -> list[str]:
         if not self.root.is_dir():

@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from service.settings import Settings
 
@@ -21,6 +21,10 @@ EVAL_DIR = Path(__file__).resolve().parent
 RUNS_DIR = EVAL_DIR / "runs"
 log = logging.getLogger("policyqa")
 MODES = ("hybrid", "dense", "sparse")
+ANSWER_MODES = ("extractive", "generative", "auto")
+
+if TYPE_CHECKING:
+    from service.llm.generate import AnswerMode
 
 
 def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True) -> tuple[Any, dict[str, Any]]:
@@ -83,13 +87,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
     modes = list(MODES) if args.mode == "all" else [args.mode]
+    answer_modes = list(ANSWER_MODES) if args.answer_mode == "all" else [args.answer_mode]
     t_start = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = Path(args.out) if args.out else RUNS_DIR / name / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
     engine, external = _engine_for(name, settings, quiet=args.quiet)
     t_ready = time.perf_counter()
-    meta: dict[str, Any] = {"set": name, "modes": modes, "questions": len(questions), "limit": args.limit,
+    meta: dict[str, Any] = {"set": name, "modes": modes, "answer_modes": answer_modes, "questions": len(questions), "limit": args.limit,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "policyqa eval run " + " ".join(shlex.quote(a) for a in args.argv_tail),
             "index": index_fingerprint(engine.index.manifest)}
@@ -101,7 +106,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         doc_ids = load_id_map(Path(external["ids"])).to_external  # run.jsonl reports the set's own doc ids
     meta_path = run_dir / "meta.json"
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    run_set(engine, questions, modes, run_dir / "run.jsonl", progress=not args.quiet, doc_ids=doc_ids)
+    if engine.llm is not None and answer_modes != ["extractive"]:
+        meta["llm"] = {"base_url": settings.llm_base_url, "model": settings.llm_model or "(first listed)",
+                       "passages": settings.llm_passages, "timeout_s": settings.llm_timeout_s}
+    run_set(engine, questions, modes, run_dir / "run.jsonl", progress=not args.quiet, doc_ids=doc_ids,
+            answer_modes=cast("list[AnswerMode]", answer_modes))
     meta["timings_s"] = {"prepare": round(t_ready - t_start, 2),
                          "questions": round(time.perf_counter() - t_ready, 2)}
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -159,6 +168,10 @@ def register(subparsers: Any) -> None:
     s.add_argument("--set", required=True, help="set name (eval/sets/<name>.jsonl, cmrc2018_dev, chronoqa) or path")
     s.add_argument("--mode", choices=(*MODES, "all"), default="hybrid",
                    help="retrieval mode to evaluate, or all three side by side (default hybrid)")
+    s.add_argument("--answer-mode", choices=(*ANSWER_MODES, "all"), default="extractive",
+                   help="answer mode (generative and auto call the LLM at POLICYQA_LLM_BASE_URL), or all three "
+                        "side by side; a non-extractive run is reported as <mode>+<answer mode> "
+                        "(default extractive)")
     s.add_argument("--limit", type=int, default=None, help="first N questions only")
     s.add_argument("--out", default=None, help="run folder (default eval/runs/<set>/<timestamp>)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -10,6 +10,9 @@ SUMMARY_ROWS: tuple[str, ...] = (
     "n", "n_answerable", "errors", "hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10", "accuracy", "accuracy_factoid",
     "em", "f1", "citation_verification_rate", "citation_support_rate", "refusal_precision", "refusal_recall",
     "refusal_rate", "latency_p50_ms", "latency_p95_ms", "search_latency_p50_ms", "search_latency_p95_ms",
+    # generated answers: shown only when a column has them
+    "llm_called_rate", "generated_rate", "statements_kept", "statements_dropped", "statement_verification_rate",
+    "llm_latency_p50_ms", "fallbacks",
 )
 TAG_COLUMNS: tuple[str, ...] = ("n", "hit@5", "mrr", "accuracy", "em", "f1", "citation_support_rate",
                                 "refusal_rate")
@@ -19,6 +22,8 @@ PLOTS = ("recall_at_k.png", "latency_hist.png", "accuracy_by_tag.png")
 def _fmt(v: Any) -> str:
     if v is None:
         return "–"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {n}" for k, n in v.items()) or "none"
     if isinstance(v, float):
         return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
     return str(v)
@@ -28,6 +33,8 @@ def summary_table(metrics: dict[str, Any]) -> str:
     modes = list(metrics["modes"])
     lines = ["| metric | " + " | ".join(modes) + " |", "|---|" + "---:|" * len(modes)]
     for key in SUMMARY_ROWS:
+        if all(metrics["modes"][md]["overall"].get(key) is None for md in modes):
+            continue
         lines.append(f"| {key} | " + " | ".join(_fmt(metrics["modes"][md]["overall"].get(key)) for md in modes)
                      + " |")
     return "\n".join(lines)

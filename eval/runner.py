@@ -13,6 +13,7 @@ from eval.sets import Question
 from index.store import built_backend
 from service.answering import Citation, CitationError, verify_citation
 from service.engine import Engine
+from service.llm.generate import AnswerMode
 
 SEARCH_K = 10
 ANSWER_K = 5
@@ -32,7 +33,13 @@ def _citation(d: dict[str, Any]) -> Citation:
                     quote=d["quote"], start=int(d["start"]), end=int(d["end"]))
 
 
-def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+def run_label(mode: str, answer_mode: str) -> str:
+    """The name a run's rows are grouped and reported under: hybrid, or hybrid+generative beside it."""
+    return mode if answer_mode == "extractive" else f"{mode}+{answer_mode}"
+
+
+def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, str] | None = None,
+                 answer_mode: AnswerMode = "extractive") -> dict[str, Any]:
     """One row of run.jsonl. `doc_ids` maps index doc ids to the set's own ids (external sets), applied to
     the ranked documents and the citations after the citations were verified against the index."""
     # The answer is timed first with no remembered query vector, so its latency includes encoding the question
@@ -42,7 +49,7 @@ def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, s
     if clear is not None:
         clear()
     t0 = time.perf_counter()
-    ans = engine.answer(q.question, ANSWER_K, mode)
+    ans = engine.answer(q.question, ANSWER_K, mode, answer_mode)
     t1 = time.perf_counter()
     resp = engine.search(q.question, SEARCH_K, mode)
     search_ms = sum(v for name, v in ans.timings_ms.items() if name in ("encode", "dense", "sparse", "fuse"))
@@ -63,12 +70,15 @@ def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, s
         for c in citations:
             c["doc_id"] = doc_ids.get(str(c["doc_id"]), c["doc_id"])
     return {
-        "id": q.id, "mode": mode, "question": q.question, "tags": list(q.tags), "answerable": q.answerable,
-        "answers": list(q.answers), "gold_docs": list(q.gold_docs), "require_all": q.require_all,
-        "ranked_doc_ids": ranked,
+        "id": q.id, "mode": run_label(mode, answer_mode), "question": q.question, "tags": list(q.tags),
+        "answerable": q.answerable, "answers": list(q.answers), "gold_docs": list(q.gold_docs),
+        "require_all": q.require_all, "ranked_doc_ids": ranked,
         "ranked_chunk_ids": [r.chunk_id for r in resp.results],
         "answer": {"answer": a["answer"], "short_answer": a["short_answer"], "refused": a["refused"],
-                   "reason": a["reason"], "confidence": a.get("confidence"), "citations": citations},
+                   "reason": a["reason"], "confidence": a.get("confidence"), "citations": citations,
+                   "answer_mode_used": a["answer_mode_used"], "fallback_reason": a["fallback_reason"],
+                   "statements": [{k: st[k] for k in ("text", "verified", "dropped")} for st in a["statements"]],
+                   "llm_called": a["llm"] is not None},
         "citation_checks": checks,
         "citation_verified": all(checks),
         "timings": {"search_ms": round(search_ms, 2), "answer_ms": round((t1 - t0) * 1000, 2),
@@ -76,13 +86,13 @@ def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, s
     }
 
 
-def error_row(q: Question, mode: str, exc: Exception) -> dict[str, Any]:
+def error_row(q: Question, mode: str, exc: Exception, answer_mode: str = "extractive") -> dict[str, Any]:
     """The row of a question the engine could not answer (empty text, engine error): scored as a miss, counted
     as an error, and the run goes on."""
     return {
-        "id": q.id, "mode": mode, "question": q.question, "tags": list(q.tags), "answerable": q.answerable,
-        "answers": list(q.answers), "gold_docs": list(q.gold_docs), "require_all": q.require_all,
-        "error": {"type": type(exc).__name__, "message": str(exc)},
+        "id": q.id, "mode": run_label(mode, answer_mode), "question": q.question, "tags": list(q.tags),
+        "answerable": q.answerable, "answers": list(q.answers), "gold_docs": list(q.gold_docs),
+        "require_all": q.require_all, "error": {"type": type(exc).__name__, "message": str(exc)},
         "ranked_doc_ids": [], "ranked_chunk_ids": [],
         "answer": {"answer": "", "short_answer": None, "refused": False, "reason": None, "confidence": None,
                    "citations": []},
@@ -91,22 +101,24 @@ def error_row(q: Question, mode: str, exc: Exception) -> dict[str, Any]:
 
 
 def run_set(engine: Engine, questions: Sequence[Question], modes: Sequence[str], out_path: Path,
-            progress: bool = True, doc_ids: Mapping[str, str] | None = None) -> int:
+            progress: bool = True, doc_ids: Mapping[str, str] | None = None,
+            answer_modes: Sequence[AnswerMode] = ("extractive",)) -> int:
     """Write run.jsonl; returns the number of rows."""
     from tqdm import tqdm
 
     engine.search("预热", 1, "hybrid")  # load the index and the encoder before timing the first question
     n = 0
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with out_path.open("w", encoding="utf-8") as f, tqdm(total=len(questions) * len(modes), desc="eval",
+    runs = [(mode, am) for am in answer_modes for mode in modes]
+    with out_path.open("w", encoding="utf-8") as f, tqdm(total=len(questions) * len(runs), desc="eval",
                                                        unit="q", file=sys.stderr, disable=not progress) as bar:
-        for mode in modes:
-            bar.set_postfix(mode=mode)
+        for mode, answer_mode in runs:
+            bar.set_postfix(mode=run_label(mode, answer_mode))
             for q in questions:
                 try:
-                    row = run_question(engine, q, mode, doc_ids)
+                    row = run_question(engine, q, mode, doc_ids, answer_mode)
                 except Exception as exc:  # one bad question must not end a run of thousands
-                    row = error_row(q, mode, exc)
+                    row = error_row(q, mode, exc, answer_mode)
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 n += 1
                 bar.update(1)

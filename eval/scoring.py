@@ -77,7 +77,35 @@ def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["latency_p95_ms"] = _r(m.percentile(lat, 95))
     out["search_latency_p50_ms"] = _r(m.percentile(slat, 50))
     out["search_latency_p95_ms"] = _r(m.percentile(slat, 95))
+    out.update(_generation(rows))
     return out
+
+
+def _generation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Generated answers (answer mode generative/auto): how often the LLM was called and its answer given,
+    statements kept and dropped, why answers fell back, the LLM's latency. Empty for an extractive run."""
+    called = [r for r in rows if r["answer"].get("llm_called")]
+    if not any(r["answer"].get("fallback_reason") or r["answer"].get("llm_called") for r in rows):
+        return {}
+    statements = [st for r in rows for st in r["answer"].get("statements", [])]
+    kept = sum(1 for st in statements if st["verified"])
+    fallbacks: dict[str, int] = defaultdict(int)
+    dropped: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r["answer"].get("fallback_reason"):
+            fallbacks[r["answer"]["fallback_reason"]] += 1
+    for st in statements:
+        if not st["verified"]:
+            dropped[st.get("dropped") or "unknown"] += 1
+    llm_ms = [float(r["timings"]["engine_ms"]["llm"]) for r in called
+              if r.get("timings") and "llm" in r["timings"].get("engine_ms", {})]
+    return {"llm_called_rate": _r(m.mean([1.0 if r in called else 0.0 for r in rows])),
+            "generated_rate": _r(m.mean([1.0 if r["answer"].get("answer_mode_used") == "generative" else 0.0
+                                         for r in rows])),
+            "statements_kept": kept, "statements_dropped": len(statements) - kept,
+            "statement_verification_rate": _r(kept / len(statements)) if statements else None,
+            "llm_latency_p50_ms": _r(m.percentile(llm_ms, 50)),
+            "fallbacks": dict(sorted(fallbacks.items())), "dropped_by_reason": dict(sorted(dropped.items()))}
 
 
 def score_run(rows: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> dict[str, Any]:

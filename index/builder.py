@@ -225,9 +225,7 @@ def build_index(
             collection = mv.collection_name(milvus, name)
             progress("dense", 0, 1)
             progress("sparse", 0, total)
-            written = mv.create_collection(milvus, collection, model.dim,
-                                           [(c.chunk_id, c.doc_id, t) for c, t in zip(chunks, texts, strict=True)],
-                                           vectors)
+            written = mv.create_collection(milvus, collection, model.dim, chunks, texts, vectors)
             progress("dense", 1, 1)
             progress("sparse", total, total)
             vector_count = sparse_count = written

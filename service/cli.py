@@ -379,7 +379,8 @@ def _show_search(q: str, resp: Any, batch: bool) -> None:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
-    return _for_each_query(args.question, lambda q: engine.answer(q, args.k, args.mode), _show_answer, args.json)
+    return _for_each_query(args.question, lambda q: engine.answer(q, args.k, args.mode, args.answer_mode),
+                           _show_answer, args.json)
 
 
 
@@ -404,6 +405,11 @@ def _show_answer(q: str, a: Any, batch: bool) -> None:
     for c in a.citations:
         print(f"[{c.n}] 《{c.title}》 {c.date} {' / '.join(c.section)}  {c.doc_id}[{c.start}:{c.end}]"
               f"{_origin_label(c.origin)}")
+    if a.fallback_reason:
+        print(f"（未用生成式回答 / extractive fallback: {a.fallback_reason}）")
+    dropped = [st for st in a.statements if not st.verified]
+    if dropped and a.answer_mode_used == "generative":
+        print(f"（删去 {len(dropped)} 条未能核实的陈述 / {len(dropped)} unverified statement(s) dropped）")
     if a.refused:
         for p in a.passages[:3]:
             print(f"  - 《{p.title}》 {p.text[:80]}…")
@@ -489,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ask", help="a cited answer ('-' reads questions from stdin, one a line)")
     s.add_argument("question", help="the question, or '-' for one question a line from stdin")
     _add_query_options(s, "passages retrieved (the reader reads the top POLICYQA_READ_PASSAGES)")
+    s.add_argument("--answer-mode", choices=("extractive", "generative", "auto"), default=None,
+                   help="extractive (the reader), generative (the LLM at POLICYQA_LLM_BASE_URL, every statement "
+                        "verified) or auto (generative for why/how/which-ones questions); default: "
+                        "POLICYQA_ANSWER_MODE, extractive")
     s.set_defaults(handler=cmd_ask)
 
     s = sub.add_parser("serve", help="run the HTTP service (the port opens at once; a first start builds the "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from corpus.documents import StoredIds, seed_documents
@@ -22,6 +22,8 @@ from index.segmentation import Segmenter
 from index.store import LoadedIndex, load_index
 from service.answering import Answer, Answerer, Thresholds
 from service.answering.candidates import PassageReader
+from service.llm.client import LLMClient
+from service.llm.generate import AnswerMode, Event, GenerativeAnswerer
 from service.retrieval import Retriever, SearchResponse
 from service.settings import Settings
 
@@ -44,6 +46,8 @@ class Engine:
         self._encoder = encoder
         self._index: LoadedIndex | None = None
         self._reader: PassageReader | None = None
+        llm = settings.llm()
+        self.llm = LLMClient(llm) if llm is not None else None
         self._lock = threading.RLock()
         self._stored = StoredIds(settings.corpus_dir)
 
@@ -169,5 +173,16 @@ class Engine:
     def answerer(self, thresholds: Thresholds | None = None) -> Answerer:
         return Answerer(self.retriever(), self.reader, thresholds, self.settings.read_passages)
 
-    def answer(self, question: str, k: int | None = None, mode: str = "hybrid") -> Answer:
-        return self.answerer().answer(question, k or self.settings.default_k, mode)
+    def generative(self, answerer: Answerer | None = None) -> GenerativeAnswerer:
+        return GenerativeAnswerer(answerer or self.answerer(), self.llm, passages=self.settings.llm_passages,
+                                  timeout_s=self.settings.llm_timeout_s)
+
+    def answer(self, question: str, k: int | None = None, mode: str = "hybrid",
+               answer_mode: AnswerMode | None = None) -> Answer:
+        return self.generative().answer(question, k or self.settings.default_k, mode,
+                                        answer_mode or self.settings.answer_mode)
+
+    def answer_events(self, question: str, k: int | None = None, mode: str = "hybrid",
+                      answer_mode: AnswerMode | None = None) -> Iterator[Event]:
+        return self.generative().events(question, k or self.settings.default_k, mode,
+                                        answer_mode or self.settings.answer_mode)

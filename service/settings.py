@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corpus.chunking import ChunkerConfig
 from index.stores import MilvusConfig
+from service.llm.client import LLMConfig
 
 # where each folder goes inside the data directory when it is not set on its own
 DATA_LAYOUT = {"corpus_dir": "documents", "index_dir": "index", "model_dir": "models/multilingual-e5-small",
@@ -74,6 +75,19 @@ class Settings(BaseSettings):
     auto_rebuild: bool = Field(True, description="Rebuild the index by itself after documents are added or deleted")
     rebuild_delay_s: float = Field(2.0, ge=0.0, le=3600.0,
                                    description="Quiet time after the last add/delete before that rebuild starts")
+    llm_base_url: str = Field("", description="An OpenAI-compatible chat server (vLLM, llama.cpp, Ollama, a hosted "
+                                              "API), e.g. http://127.0.0.1:8080/v1; empty = no LLM, answers "
+                                              "stay extractive")
+    llm_model: str = Field("", description="Model name sent to the LLM server; empty = the first it lists")
+    llm_api_key: str = Field("", description="API key for the LLM server; empty = none")
+    llm_timeout_s: float = Field(60.0, gt=0.0, le=600.0,
+                                 description="Longest wait for the LLM; past it the extractive answer is given")
+    llm_max_tokens: int = Field(512, ge=16, le=8192, description="Most tokens the LLM may write per answer")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="LLM sampling temperature")
+    llm_passages: int = Field(3, ge=1, le=20, description="Top passages the LLM reads for a generated answer")
+    answer_mode: Literal["extractive", "generative", "auto"] = Field(
+        "extractive", description="Default answer mode: extractive (the reader), generative (the LLM's verified "
+                                  "statements) or auto (generative for why/how/which-ones questions)")
     default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given")
     admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = admin off")
     host: str = Field("127.0.0.1", description="Address `policyqa serve` binds")
@@ -112,6 +126,14 @@ class Settings(BaseSettings):
             return None
         return MilvusConfig(uri=self.milvus_uri or str(self.index_dir / "milvus.db"), token=self.milvus_token,
                             db=self.milvus_db)
+
+    def llm(self) -> LLMConfig | None:
+        """The LLM server's settings, None when no server is set."""
+        if not self.llm_base_url:
+            return None
+        return LLMConfig(base_url=self.llm_base_url, model=self.llm_model, api_key=self.llm_api_key,
+                         timeout_s=self.llm_timeout_s, max_tokens=self.llm_max_tokens,
+                         temperature=self.llm_temperature)
 
     def resolved_model_dir(self) -> Path:
         return self.embedding_model or self.model_dir

@@ -59,6 +59,15 @@ def test_build_writes_a_collection_and_the_alias(milvus_engine: Engine) -> None:
     assert idx.dense.size == idx.sparse.size == len(idx.chunks) == idx.manifest["counts"]["chunks"]
     assert mv.alias_target(cfg) == store["collection"]
     assert mv.row_count(cfg, store["collection"]) == len(idx.chunks)
+    # each entity carries its chunk's citation fields
+    rows = mv.client(cfg).query(cfg.alias, filter="row in [0, 7]",
+                                output_fields=["row", "chunk_id", "doc_id", "title", "section", "date", "start", "end"])
+    assert len(rows) == 2
+    for r in rows:
+        ch = idx.chunks[r["row"]]
+        assert (r["chunk_id"], r["doc_id"], r["title"], r["date"], r["start"], r["end"]) == (
+            ch.chunk_id, ch.doc_id, ch.title, ch.date, ch.start, ch.end)
+        assert r["section"] == " > ".join(ch.section)
 
 
 @pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])

@@ -49,8 +49,9 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield live.url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@contextlib.contextmanager
+def browser_session() -> Iterator[Browser]:
+    """Debian's headless Chromium (tests/test_llm_server.py drives it too)."""
     path = _chromium_path()
     if path is None:
         message = "chromium not found (install Debian's package: apt-get install -y chromium fonts-noto-cjk)"
@@ -63,6 +64,12 @@ def browser() -> Iterator[Browser]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with browser_session() as b:
+        yield b
 
 
 def _ask(page: Page, question: str) -> dict:

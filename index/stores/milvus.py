@@ -1,7 +1,8 @@
 """The Milvus store: one collection per index generation, an alias as the current pointer.
 
 Schema (one entity per chunk row): ``row`` INT64 primary key = the chunk's line in the generation's
-chunks.jsonl, ``chunk_id``, ``doc_id``, ``text`` (the passage text that FAISS/bm25s index too, punctuation as spaces (bm25_text), analysed by
+chunks.jsonl, ``chunk_id``, ``doc_id``, the citation fields ``title``, ``section`` (heading path joined by
+" > "), ``date``, ``start``/``end`` (offsets in the cleaned document), ``text`` (the passage text that FAISS/bm25s index too, punctuation as spaces (bm25_text), analysed by
 Milvus's jieba tokenizer with our user dictionary words, lower-casing and our stopwords), ``dense``
 FLOAT_VECTOR (the e5 passage vectors, normalised; FLAT index, metric IP = cosine) and ``sparse``
 SPARSE_FLOAT_VECTOR, the output of a BM25 function over ``text`` (k1=1.5, b=0.75 as bm25s).
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from corpus.chunking import Chunk
 from index.dense import DenseHits
 from index.generations import IndexCorrupt
 from index.segmentation import STOPWORDS, USERDICT
@@ -124,10 +126,14 @@ def analyzer_params() -> dict[str, Any]:
             "filter": ["lowercase", "removepunct", {"type": "stop", "stop_words": _stopwords()}]}
 
 
-def create_collection(cfg: MilvusConfig, name: str, dim: int, rows: Sequence[tuple[str, str, str]],
+def create_collection(cfg: MilvusConfig, name: str, dim: int, chunks: Sequence[Chunk], texts: Sequence[str],
                       vectors: np.ndarray) -> int:
-    """Write one generation's collection: rows are (chunk_id, doc_id, passage text) in chunks.jsonl order.
-    Replaces a leftover of the same name (an interrupted build). Returns the row count Milvus reports."""
+    """Write one generation's collection: its chunks in chunks.jsonl order with the passage texts BM25 indexes.
+    Replaces a leftover of the same name (an interrupted build). Returns the row count Milvus reports.
+
+    Each entity carries the chunk's citation fields too (title, section path, date, offsets in the cleaned
+    document), so a Milvus cluster shared by several services can be read and filtered without the generation
+    folder; the service itself cites from chunks.jsonl, which the row number points into."""
     from pymilvus import DataType, Function, FunctionType
 
     c = client(cfg)
@@ -137,6 +143,11 @@ def create_collection(cfg: MilvusConfig, name: str, dim: int, rows: Sequence[tup
     schema.add_field("row", DataType.INT64, is_primary=True)
     schema.add_field("chunk_id", DataType.VARCHAR, max_length=512)
     schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
+    schema.add_field("title", DataType.VARCHAR, max_length=2048)
+    schema.add_field("section", DataType.VARCHAR, max_length=4096)  # the heading path, joined by " > "
+    schema.add_field("date", DataType.VARCHAR, max_length=32)
+    schema.add_field("start", DataType.INT64)
+    schema.add_field("end", DataType.INT64)
     schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, enable_analyzer=True,
                      analyzer_params=analyzer_params())
     schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
@@ -149,18 +160,19 @@ def create_collection(cfg: MilvusConfig, name: str, dim: int, rows: Sequence[tup
     with _quiet_lite(cfg):
         c.create_collection(name, schema=schema, index_params=params)
     vectors = np.asarray(vectors, dtype=np.float32)
-    for s in range(0, len(rows), INSERT_BATCH):
-        batch = [{"row": i, "chunk_id": rows[i][0], "doc_id": rows[i][1],
-                  "text": _fit(bm25_text(rows[i][2])), "dense": vectors[i].tolist()}
-                 for i in range(s, min(s + INSERT_BATCH, len(rows)))]
+    for s in range(0, len(chunks), INSERT_BATCH):
+        batch = [{"row": i, "chunk_id": ch.chunk_id, "doc_id": ch.doc_id, "title": _fit(ch.title, 2048),
+                  "section": _fit(" > ".join(ch.section), 4096), "date": ch.date[:32], "start": ch.start,
+                  "end": ch.end, "text": _fit(bm25_text(texts[i])), "dense": vectors[i].tolist()}
+                 for i, ch in enumerate(chunks[s:s + INSERT_BATCH], start=s)]
         c.insert(name, batch)
     c.flush(name)
     return row_count(cfg, name)
 
 
-def _fit(text: str) -> str:
+def _fit(text: str, limit: int = TEXT_MAX_BYTES) -> str:
     data = text.encode("utf-8")
-    return text if len(data) <= TEXT_MAX_BYTES else data[:TEXT_MAX_BYTES].decode("utf-8", "ignore")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 def row_count(cfg: MilvusConfig, name: str) -> int:

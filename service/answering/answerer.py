@@ -11,7 +11,14 @@ from typing import Any
 from index.gazetteer import load_gazetteer
 from service.answering.calibration import Thresholds
 from service.answering.candidates import Candidate, PassageReader
-from service.answering.compose import Citation, answer_text, citations_for, rival_value, verify_citation
+from service.answering.compose import (
+    Citation,
+    Statement,
+    answer_text,
+    citations_for,
+    rival_value,
+    verify_citation,
+)
 from service.answering.filters import not_yet, violation
 from service.answering.question import QuestionInfo, analyse, asks_future, fits_type
 from service.retrieval import Retriever, SearchResponse, SearchResult
@@ -40,9 +47,17 @@ class Answer:
     generation: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     signals: dict[str, float] = field(default_factory=dict)
+    # generated answers (service/llm): the mode that made this answer, why a generated one was not given, the
+    # model's statements (kept and dropped) and the call's figures
+    answer_mode_used: str = "extractive"
+    fallback_reason: str | None = None
+    statements: tuple[Statement, ...] = ()
+    llm: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "answer": self.answer, "short_answer": self.short_answer,
+        return {"answer_mode_used": self.answer_mode_used, "fallback_reason": self.fallback_reason,
+                "statements": [s.to_dict() for s in self.statements], "llm": self.llm,
+                "question": self.question, "answer": self.answer, "short_answer": self.short_answer,
                 "answer_type": self.answer_type, "refused": self.refused, "reason": self.reason,
                 "confidence": round(self.confidence, 4), "conflict": self.conflict,
                 "citations": [c.to_dict() for c in self.citations],

@@ -38,6 +38,25 @@ class Citation:
         return d
 
 
+DROP_REASONS = ("empty", "bad_passage", "quote_not_in_passage", "unsupported_number", "unsupported_name")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement of a generated answer (service/llm) and whether it was verified against its passages."""
+
+    text: str
+    passages: tuple[int, ...]
+    quote: str
+    verified: bool
+    citation: int | None  # the n of its citation when verified
+    dropped: str | None  # why it was dropped (one of DROP_REASONS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "passages": list(self.passages), "quote": self.quote,
+                "verified": self.verified, "citation": self.citation, "dropped": self.dropped}
+
+
 class CitationError(AssertionError):
     """A citation's quote does not equal the cited span of the document: a bug, never shown as an answer."""
 

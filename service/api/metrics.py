@@ -9,7 +9,7 @@ with several workers) the figures are per worker.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,10 +20,14 @@ from prometheus_client import (
     generate_latest,
 )
 
+if TYPE_CHECKING:
+    from service.answering import Answer
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_CACHED_SERIES = 1000  # route templates × methods × statuses: bounded by the app, capped all the same
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 5.0)
+LLM_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
@@ -45,6 +49,14 @@ class AppMetrics:
                                 "Time per answering stage: encode (question vector), retrieve (search + fusion), "
                                 "read (the reader over the top passages)", ("stage",), buckets=STAGE_BUCKETS,
                                 registry=self.registry)
+        self.llm_calls = Counter("policyqa_llm_calls", "LLM calls by outcome (ok or the fallback reason)",
+                                 ("outcome",), registry=self.registry)
+        self.llm_latency = Histogram("policyqa_llm_duration_seconds", "Time of one LLM call (the whole stream)",
+                                     buckets=LLM_BUCKETS, registry=self.registry)
+        self.fallbacks = Counter("policyqa_answer_fallbacks", "Generative/auto answers that fell back to the "
+                                 "extractive one, by reason", ("reason",), registry=self.registry)
+        self.statements = Counter("policyqa_llm_statements", "LLM statements kept or dropped (reason: why dropped)",
+                                  ("result", "reason"), registry=self.registry)
         # gauges: with several workers each live worker reports the index it has loaded
         self.generation = Gauge("policyqa_index_generation_info", "The loaded index generation (value 1)",
                                 ("generation",), registry=self.registry, multiprocess_mode="liveall")
@@ -53,11 +65,20 @@ class AppMetrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._generation: str | None = None
 
-    def observe_answer(self, refused: bool, reason: str | None, confidence: float,
-                       timings_ms: dict[str, float]) -> None:
+    def observe_answer(self, answer: Answer) -> None:
+        refused, timings_ms = answer.refused, answer.timings_ms
         result = "refused" if refused else "answered"
-        self.answers.labels(result, (reason or "unknown") if refused else "").inc()
-        self.confidence.labels(result).observe(confidence)
+        self.answers.labels(result, (answer.reason or "unknown") if refused else "").inc()
+        self.confidence.labels(result).observe(answer.confidence)
+        if answer.fallback_reason is not None:
+            self.fallbacks.labels(answer.fallback_reason).inc()
+        if answer.llm is not None:  # the LLM was called
+            self.llm_calls.labels("ok" if answer.answer_mode_used == "generative"
+                                  else answer.fallback_reason or "unknown").inc()
+            if timings_ms.get("llm"):
+                self.llm_latency.observe(timings_ms["llm"] / 1000)
+        for st in answer.statements:
+            self.statements.labels("kept" if st.verified else "dropped", st.dropped or "").inc()
         stages = {"encode": timings_ms.get("encode"),
                   "retrieve": sum(timings_ms.get(k, 0.0) for k in ("dense", "sparse", "fuse")),
                   "read": timings_ms.get("read")}

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.errors import ErrorResponse
 
 Mode = Literal["hybrid", "dense", "sparse"]
+AnswerMode = Literal["extractive", "generative", "auto"]
 
 
 class _Open(BaseModel):
@@ -66,6 +67,16 @@ class Citation(_Open):
                           "null for a Markdown document")
 
 
+class Statement(_Open):
+    text: str = Field(description="a statement the LLM wrote")
+    passages: list[int] = Field(description="the passage numbers (1-based, in `passages`) it cites")
+    quote: str = Field(description="the supporting quote as the LLM wrote it")
+    verified: bool = Field(description="the quote is in a cited passage and its numbers, dates and names too")
+    citation: int | None = Field(None, description="the n of its citation when verified")
+    dropped: str | None = Field(None, description="why it was dropped: empty | bad_passage | quote_not_in_passage "
+                                                  "| unsupported_number | unsupported_name")
+
+
 class AskResult(_Open):
     question: str
     answer: str = Field(description="the answer, with citation markers [n]; the refusal text when refused")
@@ -80,6 +91,15 @@ class AskResult(_Open):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     generation: str
     signals: dict[str, float] = Field(default_factory=dict)
+    answer_mode_used: Literal["extractive", "generative"] = Field(
+        "extractive", description="what made `answer`: the extractive reader or the LLM")
+    fallback_reason: str | None = Field(
+        None, description="why a generative/auto request got the extractive answer: llm_not_configured | "
+                          "hard_refusal | llm_unavailable | llm_timeout | llm_rate_limited | llm_server_error | "
+                          "llm_malformed | llm_no_answer | llm_unverified")
+    statements: list[Statement] = Field(default_factory=list,
+                                        description="the LLM's statements, kept (verified) and dropped")
+    llm: dict[str, Any] | None = Field(None, description="the LLM call: model, statements kept and dropped")
 
 
 class OriginalFile(BaseModel):

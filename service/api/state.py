@@ -88,7 +88,7 @@ class IndexWatcher:
     def _warm_up(self) -> None:
         """Load the encoder, jieba and the reader now rather than on the first request."""
         try:
-            self.engine.answer(WARMUP_QUERY, 1, "hybrid")
+            self.engine.answer(WARMUP_QUERY, 1, "hybrid", answer_mode="extractive")  # never pays an LLM
         except Exception:
             log.exception("warm-up query failed")
 

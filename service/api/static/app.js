@@ -18,6 +18,7 @@
   const form = $("ask-form");
   const question = $("question");
   const askButton = $("ask-button");
+  const answerModeSelect = $("answer-mode");
   const statusLine = $("status");
   const errorBox = $("error");
   const answerCard = $("answer");
@@ -228,11 +229,14 @@
     clearResults();
     setBusy(true);
     try {
-      const data = await api("/v1/ask", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question: text, k: 5 }),
-      });
+      const mode = answerModeSelect ? answerModeSelect.value : "extractive";
+      const data = mode === "extractive"
+        ? await api("/v1/ask", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ question: text, k: 5, answer_mode: mode }),
+        })
+        : await askStreaming(text, mode);
       current = data;
       if (data.refused) renderRefusal(data);
       else renderAnswer(data);
@@ -244,6 +248,57 @@
       // a disabled button drops focus to <body>; put it back where typing continues
       if (document.activeElement === document.body || document.activeElement === askButton) question.focus();
     }
+  }
+
+  /**
+   * Ask with "stream": true and show the LLM's text as it arrives (Server-Sent Events: passages, delta…,
+   * answer); resolves to the final answer object, which replaces the streamed text once verified.
+   */
+  async function askStreaming(text, mode) {
+    let response;
+    try {
+      response = await fetch("/v1/ask", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+        body: JSON.stringify({ question: text, k: 5, answer_mode: mode, stream: true }),
+      });
+    } catch {
+      throw new ApiError(NETWORK_ERROR);
+    }
+    if (!response.ok || !response.body) {
+      let data = null;
+      try { data = await response.json(); } catch { data = null; }
+      const message = data && data.error && data.error.message;
+      throw new ApiError(message ? chinesePart(message) : `服务出错（HTTP ${response.status}），请稍后再试`,
+        data && data.error ? data.error.code : undefined);
+    }
+    const live = el("p", { class: "answer-text streaming", id: "answer-live" });
+    answerCard.replaceChildren(el("div", { class: "answer-head" },
+      el("h2", { class: "card-title", text: "回答（生成中，核对出处后显示引用）" })), live);
+    show(answerCard);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let final = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const kind = (block.match(/^event: (.*)$/m) || [])[1];
+        const payload = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (!kind || !payload) continue;
+        const data = JSON.parse(payload);
+        if (kind === "delta") live.append(String(data.text || ""));
+        else if (kind === "answer") final = data;
+      }
+    }
+    answerCard.replaceChildren();
+    show(answerCard, false);
+    if (!final) throw new ApiError("回答中断，请重试");
+    return final;
   }
 
   form.addEventListener("submit", (event) => {
@@ -260,6 +315,24 @@
   });
 
   // ---- answer view -------------------------------------------------------------------------------
+
+  const FALLBACK_ZH = {
+    llm_not_configured: "未配置大模型",
+    llm_unavailable: "大模型服务无法连接",
+    llm_timeout: "大模型超时",
+    llm_rate_limited: "大模型服务繁忙",
+    llm_server_error: "大模型服务出错",
+    llm_malformed: "大模型输出无法解析",
+    llm_no_answer: "大模型认为资料不能回答",
+    llm_unverified: "大模型的陈述都未通过出处核对",
+  };
+  const DROPPED_ZH = {
+    empty: "空陈述",
+    bad_passage: "资料编号不存在",
+    quote_not_in_passage: "引文不在资料中",
+    unsupported_number: "数字或日期不在资料中",
+    unsupported_name: "名称或地名不在资料中",
+  };
 
   function markerButton(n) {
     const button = el("button", {
@@ -310,6 +383,8 @@
     }
     answerCard.append(head);
 
+    const fallback = FALLBACK_ZH[data.fallback_reason];
+    if (fallback) answerCard.append(el("p", { class: "fallback-note", role: "note", text: `${fallback}，以下为摘录原文的回答` }));
     if (data.conflict) {
       answerCard.append(el("p", { class: "conflict-note", role: "note" },
         el("span", { class: "icon", "aria-hidden": "true", text: "⚠" }), " 不同报道说法不一，请核对日期"));
@@ -323,6 +398,16 @@
     const total = data.timings_ms && data.timings_ms.total;
     if (typeof total === "number") facts.push(`用时 ${(total / 1000).toFixed(2)} 秒`);
     if (facts.length) answerCard.append(el("p", { class: "answer-meta", text: facts.join(" · ") }));
+
+    const statements = Array.isArray(data.statements) ? data.statements : [];
+    if (statements.length) {
+      const list = el("ul", { class: "statement-list" });
+      for (const st of statements) {
+        const why = st.verified ? "已核对：引文在所引资料中" : `未通过核对（${DROPPED_ZH[st.dropped] || st.dropped}），未采用`;
+        list.append(el("li", { class: st.verified ? "verified" : "dropped", title: why, text: String(st.text || "") }));
+      }
+      answerCard.append(el("h3", { class: "sub-title", text: "大模型的陈述" }), list);
+    }
 
     if (citations.length) {
       const list = el("ol", { class: "citation-list" });

@@ -77,7 +77,7 @@ def run_question(engine: Engine, q: Question, mode: str, doc_ids: Mapping[str, s
         "answer": {"answer": a["answer"], "short_answer": a["short_answer"], "refused": a["refused"],
                    "reason": a["reason"], "confidence": a.get("confidence"), "citations": citations,
                    "answer_mode_used": a["answer_mode_used"], "fallback_reason": a["fallback_reason"],
-                   "statements": [{k: st[k] for k in ("text", "verified", "dropped")} for st in a["statements"]],
+                   "statements": a["statements"],
                    "llm_called": a["llm"] is not None},
         "citation_checks": checks,
         "citation_verified": all(checks),

@@ -363,6 +363,38 @@ def test_ask(client: httpx.Client) -> None:
     for c in data["citations"]:
         doc = client.get(f"/v1/documents/{c['doc_id']}").json()
         assert doc["text"][c["start"]:c["end"]] == c["quote"]
+    assert data["answer_mode_used"] == "extractive" and data["fallback_reason"] is None and data["llm"] is None
+
+
+def _sse_events(client: httpx.Client, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    events: list[tuple[str, Any]] = []
+    with client.stream("POST", "/v1/ask", json=body) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                kind = line[len("event: "):]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[len("data: "):])))
+    return events
+
+
+def test_ask_streams_without_an_llm(client: httpx.Client) -> None:
+    """No LLM configured: a streamed extractive answer (passages, the text, the answer object equal to the
+    non-streamed one), and a generative request falls back and says why."""
+    q = "江海区推进网格化管理，全区划分了多少个网格？"
+    events = _sse_events(client, {"question": q, "stream": True})
+    assert [k for k, _ in events] == ["passages", "delta", "answer"]
+    final = events[-1][1]
+    assert events[1][1]["text"] == final["answer"] and "190" in final["answer"]
+    plain = client.post("/v1/ask", json={"question": q}).json()
+    assert {k: v for k, v in final.items() if k != "timings_ms"} == {k: v for k, v in plain.items()
+                                                                     if k != "timings_ms"}
+    gen = client.post("/v1/ask", json={"question": q, "answer_mode": "generative"}).json()
+    assert gen["answer_mode_used"] == "extractive" and gen["fallback_reason"] == "llm_not_configured"
+    assert gen["answer"] == plain["answer"]
+    bad = client.post("/v1/ask", json={"question": q, "answer_mode": "creative"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
 
 
 def test_documents_list_and_detail(client: httpx.Client, server: LiveServer) -> None:

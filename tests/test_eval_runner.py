@@ -112,3 +112,60 @@ def test_a_failing_question_becomes_an_error_row_and_the_run_goes_on(real_engine
     overall = score_dir(tmp_path)["modes"]["hybrid"]["overall"]
     assert overall["errors"] == 1 and overall["n"] == 3
     assert overall["latency_p50_ms"] is not None  # the error row has no timings and is left out of them
+
+
+def test_answer_modes_side_by_side(smoke_run: Path, tmp_path: Path) -> None:
+    """--answer-mode all with no LLM set: the generative and auto columns fall back and say why; the report
+    shows them beside the extractive one."""
+    index_dir = smoke_run.parent / "index"
+    run_dir = tmp_path / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("POLICYQA_INDEX_DIR", str(index_dir))
+    mp.delenv("POLICYQA_LLM_BASE_URL", raising=False)
+    try:
+        rc = eval_main(["eval", "run", "--set", "seeds-smoke", "--answer-mode", "all", "--out", str(run_dir), "-q"])
+    finally:
+        mp.undo()
+    assert rc == 0
+    rows = [json.loads(line) for line in (run_dir / "run.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {r["mode"] for r in rows} == {"hybrid", "hybrid+generative", "hybrid+auto"}
+    for r in rows:
+        a = r["answer"]
+        assert a["answer_mode_used"] == "extractive" and not a["llm_called"]
+        if r["mode"] == "hybrid+generative":
+            assert a["fallback_reason"] in ("llm_not_configured", "hard_refusal")
+        elif r["mode"] == "hybrid":
+            assert a["fallback_reason"] is None
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["modes"]
+    assert "fallbacks" not in metrics["hybrid"]["overall"]
+    gen = metrics["hybrid+generative"]["overall"]
+    assert gen["llm_called_rate"] == 0.0 and gen["generated_rate"] == 0.0
+    assert sum(gen["fallbacks"].values()) == gen["n"]
+    # the same extractive answers under every label: the same quality figures
+    assert gen["accuracy"] == metrics["hybrid"]["overall"]["accuracy"]
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "| fallbacks |" in report and "hybrid+generative" in report
+
+
+def test_generation_figures_from_rows() -> None:
+    from eval.scoring import score_rows
+
+    def row(used: str, statements: list[dict[str, object]], llm_ms: float | None, fallback: str | None) -> dict:
+        return {"answerable": True, "gold_docs": [], "answers": ["甲"], "tags": [], "ranked_doc_ids": [],
+                "require_all": False, "citation_checks": [True],
+                "answer": {"answer": "甲[1]。", "short_answer": None, "refused": False, "citations": [],
+                           "answer_mode_used": used, "fallback_reason": fallback, "statements": statements,
+                           "llm_called": llm_ms is not None},
+                "timings": {"answer_ms": 1.0, "search_ms": 1.0,
+                            "engine_ms": {} if llm_ms is None else {"llm": llm_ms}}}
+
+    kept, dropped = {"verified": True, "dropped": None}, {"verified": False, "dropped": "quote_not_in_passage"}
+    out = score_rows([row("generative", [kept, kept, dropped], 1000.0, None),
+                      row("extractive", [dropped], 3000.0, "llm_unverified"),
+                      row("extractive", [], None, "hard_refusal")])
+    assert out["statements_kept"] == 2 and out["statements_dropped"] == 2
+    assert out["statement_verification_rate"] == 0.5
+    assert out["generated_rate"] == round(1 / 3, 4) and out["llm_called_rate"] == round(2 / 3, 4)
+    assert out["fallbacks"] == {"hard_refusal": 1, "llm_unverified": 1}
+    assert out["dropped_by_reason"] == {"quote_not_in_passage": 2}
+    assert out["llm_latency_p50_ms"] == 2000.0

@@ -208,3 +208,25 @@ def test_unreachable_server_is_a_fallback_not_an_error() -> None:
     with pytest.raises(LLMFailure) as info:
         list(client.stream([{"role": "user", "content": "x"}], {}, time.monotonic() + 5))
     assert info.value.reason == "llm_unavailable"
+
+
+def test_a_nearly_verbatim_quote_cites_only_its_verbatim_part(real_engine) -> None:  # type: ignore[no-untyped-def]
+    from service.llm.verify import near_quote
+
+    passage = "高新区(江海区)把抓基层、打基础作为长远之计和固本之举,把基层党组织建设成为坚强战斗堡垒。"
+    model = "高新区（江海区）把抓基层、打基础作为长远之计和固本之策"  # one character changed at the end
+    a, b = near_quote(passage, model)  # type: ignore[misc]
+    assert passage[a:b] == "高新区(江海区)把抓基层、打基础作为长远之计和固本之"
+    assert near_quote(passage, "高新区把工作做好了并且获得了很多荣誉和表彰") is None
+
+    p = real_engine.search(HOW, 3).results[0]
+    sentence = max(p.text.split("。"), key=len).strip()
+    changed = sentence[:-1] + ("甲" if sentence[-1] != "甲" else "乙")
+    raw = parse_answer(json.dumps({"answerable": True, "statements": [
+        {"text": "一条陈述。", "passages": [1], "quote": changed},
+        {"text": "侨都现在一共有多少名共产党员？", "passages": [1], "quote": sentence}]}, ensure_ascii=False))
+    checked = verify(raw, real_engine.search(HOW, 3).results, real_engine.index)
+    kept, echoed = checked.statements
+    assert kept.verified and kept.match == "partial" and echoed.dropped == "not_a_statement"
+    assert checked.citations[0].quote == sentence[:-1]
+    verify_citation(real_engine.index, checked.citations[0])

@@ -38,7 +38,8 @@ class Citation:
         return d
 
 
-DROP_REASONS = ("empty", "bad_passage", "quote_not_in_passage", "unsupported_number", "unsupported_name")
+DROP_REASONS = ("empty", "not_a_statement", "bad_passage", "quote_not_in_passage", "unsupported_number",
+                "unsupported_name")
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,12 @@ class Statement:
     verified: bool
     citation: int | None  # the n of its citation when verified
     dropped: str | None  # why it was dropped (one of DROP_REASONS)
+    match: str | None = None  # verified: "exact" (the whole quote is in the passage) or "partial"
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "passages": list(self.passages), "quote": self.quote,
-                "verified": self.verified, "citation": self.citation, "dropped": self.dropped}
+                "verified": self.verified, "citation": self.citation, "dropped": self.dropped,
+                "match": self.match}
 
 
 class CitationError(AssertionError):

@@ -73,8 +73,10 @@ class Statement(_Open):
     quote: str = Field(description="the supporting quote as the LLM wrote it")
     verified: bool = Field(description="the quote is in a cited passage and its numbers, dates and names too")
     citation: int | None = Field(None, description="the n of its citation when verified")
-    dropped: str | None = Field(None, description="why it was dropped: empty | bad_passage | quote_not_in_passage "
-                                                  "| unsupported_number | unsupported_name")
+    dropped: str | None = Field(None, description="why it was dropped: empty | not_a_statement | bad_passage | "
+                                                  "quote_not_in_passage | unsupported_number | unsupported_name")
+    match: str | None = Field(None, description="verified: exact (the whole quote is in the passage) or partial "
+                                                "(at least 75 % of it, verbatim; only that part is cited)")
 
 
 class AskResult(_Open):

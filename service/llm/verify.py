@@ -1,9 +1,11 @@
 """Checking what the model wrote against the passages it was given.
 
-A statement is kept only when (1) it cites passages that exist, (2) its quote occurs in one of them — that
-occurrence becomes an exact character-span citation, like an extractive answer's — and (3) every number,
-date, 《title》, quoted term and place name in its text also occurs in its cited passages (with their titles
-and dates). Anything else is dropped with the reason, and counted.
+A statement is kept only when (1) it is a statement (not the question echoed) citing passages that exist,
+(2) its quote occurs in one of them — that occurrence becomes an exact character-span citation, like an
+extractive answer's; when the whole quote is not there, at least 75 % of it must be, verbatim, and only that
+part is cited (match "partial") — and (3) every number, date, 《title》, quoted term and place name in its text
+also occurs in its cited passages (with their titles and dates). Anything else is dropped with the reason,
+and counted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from index.gazetteer import load_gazetteer
 from index.store import LoadedIndex
@@ -20,6 +23,7 @@ from service.llm.parse import RawAnswer, RawStatement
 from service.retrieval import SearchResult
 
 MIN_QUOTE_CHARS = 5  # a shorter "quote" (的, 江门市) proves nothing
+NEAR_SHARE, NEAR_MIN_CHARS = 0.75, 10  # a partial quote: this share of the model's quote, verbatim, at least
 _OPEN, _CLOSE = "\"'“‘「『", "\"'”’」』"
 _TRAIL = "。；;，,、！!？?"
 _ARABIC = re.compile(r"\d+(?:\.\d+)?")
@@ -82,6 +86,21 @@ def find_quote(passage: str, quote: str) -> tuple[int, int] | None:
     return where[at], where[at + len(sq) - 1] + 1
 
 
+def near_quote(passage: str, quote: str) -> tuple[int, int] | None:
+    """The longest run of the quote that the passage holds verbatim (compared as in find_quote), when it is most
+    of the quote: small models copy a sentence with a word changed or dropped. The citation is that run only,
+    never the model's wording."""
+    sq, _ = _squeeze(quote)
+    sp, where = _squeeze(passage)
+    need = max(NEAR_MIN_CHARS, int(len(sq) * NEAR_SHARE + 0.999))
+    if len(sq) < need:
+        return None
+    m = SequenceMatcher(None, sp, sq, autojunk=False).find_longest_match(0, len(sp), 0, len(sq))
+    if m.size < need:
+        return None
+    return where[m.a], where[m.a + m.size - 1] + 1
+
+
 def _numbers(text: str) -> tuple[set[str], set[float]]:
     literal = {m.group(0) for m in _ARABIC.finditer(text)}
     values = {float(x) for x in literal}
@@ -134,7 +153,7 @@ def verify(raw: RawAnswer, passages: Sequence[SearchResult], index: LoadedIndex)
             else:
                 verify_citation(index, cite)
                 citations[key] = cite
-            st = Statement(st.text, st.passages, st.quote, True, cite.n, None)
+            st = Statement(st.text, st.passages, st.quote, True, cite.n, None, st.match)
         statements.append(st)
     return Verified(tuple(statements), tuple(citations.values()))
 
@@ -146,6 +165,8 @@ def _check(s: RawStatement, passages: Sequence[SearchResult], index: LoadedIndex
 
     if not s.text:
         return dropped("empty")
+    if s.text.rstrip()[-1] in "？?":  # small models echo the question as a "statement"
+        return dropped("not_a_statement")
     cited = [passages[i - 1] for i in dict.fromkeys(s.passages) if 1 <= i <= len(passages)]
     if not cited or len(cited) != len(set(s.passages)):
         return dropped("bad_passage")
@@ -153,7 +174,11 @@ def _check(s: RawStatement, passages: Sequence[SearchResult], index: LoadedIndex
     # (small models misnumber passages): the citation is where the quote really is, and that passage joins the
     # evidence the statement's facts are checked against
     order = cited + [p for p in passages if p not in cited]
+    match = "exact"
     hit = next(((p, span) for p in order if (span := find_quote(p.text, s.quote)) is not None), None)
+    if hit is None:
+        match = "partial"
+        hit = next(((p, span) for p in order if (span := near_quote(p.text, s.quote)) is not None), None)
     if hit is None:
         return dropped("quote_not_in_passage")
     if hit[0] not in cited:
@@ -172,5 +197,5 @@ def _check(s: RawStatement, passages: Sequence[SearchResult], index: LoadedIndex
     date = doc.issue_date if doc is not None else p.date
     origin = doc.origin_at(start, end) if doc is not None else None
     quote = doc.text[start:end] if doc is not None else p.text[a:b]
-    return (Statement(s.text, s.passages, s.quote, True, n, None),
+    return (Statement(s.text, s.passages, s.quote, True, n, None, match),
             Citation(n, p.doc_id, p.chunk_id, p.title, date, p.section, quote, start, end, origin))

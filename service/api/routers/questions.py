@@ -5,7 +5,9 @@ No `from __future__ import annotations` here: FastAPI must see AskRequest, a cla
 inside router(), as a class and not as a string it cannot resolve.
 """
 
+import itertools
 import json
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -14,10 +16,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from index.store import LoadedIndex
-from service.api.errors import responses
+from service.api.errors import error_payload, responses, status_error
 from service.api.models import AnswerMode, AskResult, Mode, SearchResult
 from service.api.state import AppContext, context, loaded_index
 from service.settings import Settings
+
+log = logging.getLogger("policyqa")
 
 
 def router(settings: Settings) -> APIRouter:
@@ -45,7 +49,10 @@ def router(settings: Settings) -> APIRouter:
             _: Annotated[LoadedIndex, Depends(loaded_index)]) -> Response:
         events = ctx.engine.answer_events(body.question, k=body.k, mode=body.mode, answer_mode=body.answer_mode)
         if body.stream:
-            return StreamingResponse(_sse(events, ctx), media_type="text/event-stream",
+            # retrieval and the reader run before the first event: their errors still get the JSON error
+            # response; a failure after the 200 went out is sent as an `error` event
+            first = next(events)
+            return StreamingResponse(_sse(itertools.chain([first], events), ctx), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         result = None
         for event in events:
@@ -67,13 +74,21 @@ def router(settings: Settings) -> APIRouter:
     return api
 
 
+def _event(kind: str, data: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
 def _sse(events: Iterator[Any], ctx: AppContext) -> Iterator[str]:
-    for event in events:
-        if event.kind == "passages":
-            data: Any = {"passages": [p.to_dict() for p in event.data]}
-        elif event.kind == "delta":
-            data = {"text": event.data}
-        else:
-            ctx.metrics.observe_answer(event.data)
-            data = event.data.to_dict()
-        yield f"event: {event.kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    try:
+        for event in events:
+            if event.kind == "passages":
+                data: Any = {"passages": [p.to_dict() for p in event.data]}
+            elif event.kind == "delta":
+                data = {"text": event.data}
+            else:
+                ctx.metrics.observe_answer(event.data)
+                data = event.data.to_dict()
+            yield _event(event.kind, data)
+    except Exception:
+        log.exception("streamed answer failed")
+        yield _event("error", error_payload(*status_error(500)))

@@ -328,6 +328,7 @@
   };
   const DROPPED_ZH = {
     empty: "空陈述",
+    not_a_statement: "不是陈述",
     bad_passage: "资料编号不存在",
     quote_not_in_passage: "引文不在资料中",
     unsupported_number: "数字或日期不在资料中",

@@ -225,13 +225,14 @@ def build_index(
             collection = mv.collection_name(milvus, name)
             progress("dense", 0, 1)
             progress("sparse", 0, total)
-            written = mv.create_collection(milvus, collection, model.dim, chunks, texts, vectors)
+            index_params = mv.dense_index(total, hnsw_threshold)
+            written = mv.create_collection(milvus, collection, model.dim, chunks, texts, vectors, index_params)
             progress("dense", 1, 1)
             progress("sparse", total, total)
             vector_count = sparse_count = written
-            dense_kind = "milvus-" + mv.DENSE_INDEX["index_type"].lower()
+            dense_kind = "milvus-" + str(index_params["index_type"]).lower()
             store_info = {"kind": "milvus", "uri": milvus.uri, "db": milvus.db, "collection": collection,
-                          "alias": milvus.alias, "dense_index": dict(mv.DENSE_INDEX), "bm25": dict(mv.BM25_PARAMS),
+                          "alias": milvus.alias, "dense_index": index_params, "bm25": dict(mv.BM25_PARAMS),
                           "analyzer": mv.analyzer_params()}
         elif reuse is not None:
             progress("dense", 0, 1)

@@ -174,7 +174,7 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
             from index.stores.milvus import open_store
 
             dense, sparse = open_store(milvus, str(manifest["store"]["collection"]), int(manifest["counts"]["vectors"]),
-                                       int(manifest["model"]["dim"]))
+                                       int(manifest["model"]["dim"]), manifest["store"].get("dense_index"))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"generation {folder.name} cannot be read: {exc}") from exc
     counts = manifest["counts"]

@@ -70,6 +70,24 @@ def test_build_writes_a_collection_and_the_alias(milvus_engine: Engine) -> None:
         assert r["section"] == " > ".join(ch.section)
 
 
+def test_hnsw_from_the_threshold(milvus_engine: Engine, tmp_path: Path) -> None:
+    """A collection at/above POLICYQA_HNSW_THRESHOLD gets HNSW (searched with ef >= k) and finds what FLAT finds."""
+    cache = milvus_engine.settings.index_dir / "cache"
+    shutil.copytree(cache, tmp_path / "index" / "cache")
+    settings = milvus_engine.settings.model_copy(update={
+        "index_dir": tmp_path / "index", "milvus_uri": str(tmp_path / "hnsw.db"), "hnsw_threshold": 1})
+    engine = Engine(settings, encoder=milvus_engine.encoder)
+    engine.build()
+    idx = engine.load()
+    assert idx.manifest["store"]["dense_index"]["index_type"] == "HNSW" and idx.dense.kind == "milvus-hnsw"
+    assert milvus_engine.index.dense.kind == "milvus-flat"
+    for q in _questions():
+        h = engine.search(str(q["question"]), k=50, mode="dense").results
+        f = milvus_engine.search(str(q["question"]), k=50, mode="dense").results
+        assert len(h) == 50 and h[0].chunk_id == f[0].chunk_id
+    mv.close_clients()
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
 def test_same_top_document_as_faiss(milvus_engine: Engine, real_engine: Engine, mode: str) -> None:
     agree = []

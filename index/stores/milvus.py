@@ -29,7 +29,11 @@ from index.segmentation import STOPWORDS, USERDICT
 from index.sparse import SparseHits
 from index.stores import MilvusConfig
 
-DENSE_INDEX = {"index_type": "FLAT", "metric_type": "IP"}
+DENSE_INDEX = {"index_type": "FLAT", "metric_type": "IP"}  # exact: below the HNSW threshold
+# From POLICYQA_HNSW_THRESHOLD rows on, HNSW as FAISS does (bench/bench_scale.py, 1M vectors: M 32, efConstruction
+# 100 built in Milvus Lite; efSearch 256 gave recall@10 0.955 in FAISS's HNSW of the same vectors)
+HNSW_INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 32, "efConstruction": 100}}
+HNSW_EF = 256
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 MAX_TOPK = 16384  # Milvus's limit on one search
 INSERT_BATCH = 512
@@ -126,8 +130,13 @@ def analyzer_params() -> dict[str, Any]:
             "filter": ["lowercase", "removepunct", {"type": "stop", "stop_words": _stopwords()}]}
 
 
+def dense_index(rows: int, hnsw_threshold: int) -> dict[str, Any]:
+    """The dense index a collection of `rows` vectors gets: exact (FLAT) below the threshold, HNSW from it."""
+    return dict(HNSW_INDEX if rows >= hnsw_threshold else DENSE_INDEX)
+
+
 def create_collection(cfg: MilvusConfig, name: str, dim: int, chunks: Sequence[Chunk], texts: Sequence[str],
-                      vectors: np.ndarray) -> int:
+                      vectors: np.ndarray, index: dict[str, Any] | None = None) -> int:
     """Write one generation's collection: its chunks in chunks.jsonl order with the passage texts BM25 indexes.
     Replaces a leftover of the same name (an interrupted build). Returns the row count Milvus reports.
 
@@ -155,7 +164,7 @@ def create_collection(cfg: MilvusConfig, name: str, dim: int, chunks: Sequence[C
     schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25, input_field_names=["text"],
                                  output_field_names=["sparse"]))
     params = c.prepare_index_params()
-    params.add_index("dense", **DENSE_INDEX)
+    params.add_index("dense", **(index or DENSE_INDEX))
     params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25_PARAMS))
     with _quiet_lite(cfg):
         c.create_collection(name, schema=schema, index_params=params)
@@ -209,12 +218,20 @@ def prune_collections(cfg: MilvusConfig, keep: set[str]) -> list[str]:
 
 
 class MilvusDense:
-    def __init__(self, cfg: MilvusConfig, name: str, size: int, dim: int) -> None:
+    def __init__(self, cfg: MilvusConfig, name: str, size: int, dim: int,
+                 index: dict[str, Any] | None = None) -> None:
         self.cfg, self.name, self._size, self._dim = cfg, name, size, dim
+        self.index = index or DENSE_INDEX
 
     @property
     def kind(self) -> str:
-        return "milvus-" + DENSE_INDEX["index_type"].lower()
+        return "milvus-" + str(self.index["index_type"]).lower()
+
+    def _search_params(self, k: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"metric_type": self.index["metric_type"]}
+        if self.index["index_type"] == "HNSW":
+            params["params"] = {"ef": max(k, HNSW_EF)}  # ef below k is refused
+        return params
 
     @property
     def size(self) -> int:
@@ -231,7 +248,7 @@ class MilvusDense:
         if k <= 0:
             return DenseHits(np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
         res = client(self.cfg).search(self.name, data=[q.tolist() for q in queries], anns_field="dense", limit=k,
-                                      search_params={"metric_type": DENSE_INDEX["metric_type"]},
+                                      search_params=self._search_params(k),
                                       output_fields=["row"])
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.zeros((n, k), dtype=np.float32)
@@ -276,7 +293,8 @@ class MilvusSparse:
         return len(self.search([token], MAX_TOPK, text=token).ids)
 
 
-def open_store(cfg: MilvusConfig, name: str, expected_rows: int, dim: int) -> tuple[MilvusDense, MilvusSparse]:
+def open_store(cfg: MilvusConfig, name: str, expected_rows: int, dim: int,
+               index: dict[str, Any] | None = None) -> tuple[MilvusDense, MilvusSparse]:
     """The generation's collection, loaded; IndexCorrupt when it is missing or its row count is not the
     manifest's."""
     c = client(cfg)
@@ -286,4 +304,4 @@ def open_store(cfg: MilvusConfig, name: str, expected_rows: int, dim: int) -> tu
     rows = row_count(cfg, name)
     if rows != expected_rows:
         raise IndexCorrupt(f"Milvus collection {name} holds {rows} rows, the manifest says {expected_rows}")
-    return MilvusDense(cfg, name, rows, dim), MilvusSparse(cfg, name, rows)
+    return MilvusDense(cfg, name, rows, dim, index), MilvusSparse(cfg, name, rows)

@@ -25,18 +25,20 @@ one FAISS thread, medians over --reps repetitions of every query), recall@10 aga
 
 Data (deterministic):
 
-  - Passages: the 94 seed chunks (corpus/seeds, as the builder embeds them: title｜section + text) and DRCD
+  - Passages: the 94 seed chunks (corpus/seeds, as the builder embeds them: title｜section + text), plus DRCD
     dev+test paragraphs (/work/shared/trainsets/drcd, Traditional Chinese: no simplified copy of DRCD exists
-    here) cut at sentence ends into chunks of 200-400 characters, title + newline + chunk; --passages of them
-    (default 4,000) are embedded with the project's ONNX int8 encoder (index/models/multilingual-e5-small, one
+    here; 2,000 paragraphs give only ~2,700 chunks) and CMRC 2018 dev contexts (eval/external/cmrc2018_dev,
+    Simplified Chinese Wikipedia, 848), cut at sentence ends into chunks of 200-400 characters, title +
+    newline + chunk, drawn at random (random.Random(20261130)) up to --passages (default 4,000) in all, and
+    embedded with the project's ONNX int8 encoder (index/models/multilingual-e5-small, one
     thread; "passage: " prefix), which also gives the encoder throughput (chunks/s per thread).
   - N vectors: a real passage vector (uniformly drawn) + Gaussian noise of norm --noise-norm (0.40: per
     dimension sigma 0.40/sqrt(384) = 0.0204), L2-normalised: cosine to the base ~0.93 (the measured mean is
     printed). So ~N/passages perturbed copies of each real passage: a harsher neighbourhood than a real corpus
     (the top 10 are separated by noise only), which makes compressed indexes (PQ) look worse, not better.
   - Queries: --queries real questions embedded as queries ("query: " prefix): half from
-    eval/sets/seeds-dev.jsonl, half DRCD questions whose answer lies in an embedded DRCD chunk.
-  - BM25 texts: the sentences of all those passages (DRCD dev+test and seeds), recombined: each text takes
+    eval/sets/seeds-dev.jsonl, half DRCD / CMRC 2018 questions whose answer lies in an embedded chunk.
+  - BM25 texts: the sentences of all the DRCD and CMRC paragraphs and the seed chunks, recombined: each text takes
     sentences drawn at random (random.Random(20261130)) until it reaches a length drawn from 200-400
     characters. The BM25 queries are the same questions as text.
 
@@ -44,6 +46,7 @@ Data (deterministic):
     nice -n 10 .venv/bin/python bench/bench_scale.py --json scale.json   # the full 1M run (~1 hour, 2 vCPUs)
     .venv/bin/python bench/bench_scale.py --n 200000 --parts prep,flat,hnsw,ivfpq
     .venv/bin/python bench/bench_scale.py --parts prep,bm25s,milvus-bm25 --milvus-bm25-limit-s 600
+    .venv/bin/python bench/bench_scale.py --report-from scale.json     # print a saved run's report again
 
 Parts (--parts, in this order): prep, flat, hnsw, ivfpq, milvus, bm25s, milvus-bm25. Work files (vectors,
 indexes, Milvus folders: GBs at 1M) go in --workdir (default a new folder in the system temp dir), removed at
@@ -88,6 +91,7 @@ K = 50  # retrieved per query (what the hybrid fusion takes from each side)
 RECALL_AT = 10
 SEED = 20261130
 DRCD_DIR = Path("/work/shared/trainsets/drcd/raw")
+CMRC_DIR = REPO / "eval" / "external" / "cmrc2018_dev"
 MODEL_DIR = REPO / "index" / "models" / "multilingual-e5-small"
 QUESTIONS_FILE = REPO / "eval" / "sets" / "seeds-dev.jsonl"
 PARTS = ("prep", "flat", "hnsw", "ivfpq", "milvus", "bm25s", "milvus-bm25")
@@ -96,7 +100,7 @@ HNSW_EF = (64, 128, 256)
 MILVUS_EF = (64, 256)
 MILVUS_RSS_CAP_MB = 8000  # a Milvus Lite insert stops when this process's RSS passes it
 IVF_NPROBE = (8, 16, 32, 64, 128)
-REFINE_NPROBE = (16, 32, 64)
+REFINE_SWEEP = ((16, 4), (64, 4), (16, 16), (64, 16), (64, 64))  # (nprobe, k_factor)
 MILVUS_PROBE_TYPES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("FLAT", {}), ("IVF_FLAT", {"nlist": 16}), ("IVF_SQ8", {"nlist": 16}),
     ("IVF_PQ", {"nlist": 16, "m": 48, "nbits": 8}), ("HNSW", {"M": 16, "efConstruction": 64}),
@@ -175,9 +179,23 @@ def split_chunks(text: str, lo: int = 200, hi: int = 400) -> list[str]:
     return out
 
 
-def drcd_material() -> tuple[list[dict[str, Any]], list[str]]:
-    """DRCD chunks [{text, questions}] (a question goes with the chunk holding its answer start) and every
-    DRCD paragraph (for the BM25 sentence pool)."""
+def chunk_with_questions(title: str, ctx: str, questions: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+    """A paragraph's chunks [{text: title + newline + chunk, questions}]: a question goes with the chunk that
+    holds its answer start."""
+    out = []
+    pos = 0
+    for piece in split_chunks(ctx):
+        start = ctx.find(piece[:20], pos)
+        start = pos if start < 0 else start
+        end = start + len(piece)
+        out.append({"text": f"{title}\n{piece}", "questions": [q for q, a in questions if start <= a < end]})
+        pos = end
+    return out
+
+
+def passage_material() -> tuple[list[dict[str, Any]], list[str]]:
+    """DRCD dev+test (Traditional) and CMRC 2018 dev (Simplified) chunks with their questions, and every
+    paragraph (for the BM25 sentence pool)."""
     chunks: list[dict[str, Any]] = []
     paragraphs: list[str] = []
     for name in ("DRCD_dev.json", "DRCD_test.json"):
@@ -186,17 +204,19 @@ def drcd_material() -> tuple[list[dict[str, Any]], list[str]]:
             for para in article["paragraphs"]:
                 ctx = str(para["context"])
                 paragraphs.append(ctx)
-                pos = 0
-                spans = []
-                for piece in split_chunks(ctx):
-                    start = ctx.find(piece[:20], pos)
-                    start = pos if start < 0 else start
-                    spans.append((start, start + len(piece), piece))
-                    pos = start + len(piece)
-                for s, e, piece in spans:
-                    qs = [str(q["question"]) for q in para["qas"]
-                          if q.get("answers") and s <= int(q["answers"][0]["answer_start"]) < e]
-                    chunks.append({"text": f"{article['title']}\n{piece}", "questions": qs})
+                qs = [(str(q["question"]), int(q["answers"][0]["answer_start"])) for q in para["qas"] if q.get("answers")]
+                chunks.extend(chunk_with_questions(str(article["title"]), ctx, qs))
+    by_doc: dict[str, list[tuple[str, int]]] = {}
+    for line in (CMRC_DIR / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            q = json.loads(line)
+            if q.get("answer_starts") and int(q["answer_starts"][0]) >= 0:
+                by_doc.setdefault(str(q["doc_id"]), []).append((str(q["question"]), int(q["answer_starts"][0])))
+    for line in (CMRC_DIR / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            doc = json.loads(line)
+            paragraphs.append(str(doc["text"]))
+            chunks.extend(chunk_with_questions(str(doc["title"]), str(doc["text"]), by_doc.get(str(doc["doc_id"]), [])))
     return chunks, paragraphs
 
 
@@ -239,11 +259,11 @@ def part_prep(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     rng = random.Random(SEED)
     seed_texts = [passage_text(c) for c in load_chunked_corpus().chunks]
-    drcd, paragraphs = drcd_material()
+    drcd, paragraphs = passage_material()
     take = max(0, int(cfg["passages"]) - len(seed_texts))
     chosen = sorted(rng.sample(range(len(drcd)), k=min(take, len(drcd))))
     passages = seed_texts + [drcd[i]["text"] for i in chosen]
-    progress("prep", f"{len(seed_texts)} seed chunks + {len(chosen)} of {len(drcd)} DRCD chunks")
+    progress("prep", f"{len(seed_texts)} seed chunks + {len(chosen)} of {len(drcd)} DRCD/CMRC chunks")
 
     seeds_q = [str(json.loads(line)["question"]) for line in QUESTIONS_FILE.read_text(encoding="utf-8").splitlines()
                if line.strip()]
@@ -280,7 +300,7 @@ def part_prep(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     (work / "material.json").write_text(json.dumps({"questions": questions, "paragraphs": paragraphs + seed_texts},
                                                    ensure_ascii=False), encoding="utf-8")
     q_to_passage = (qv @ pv.T).max(axis=1)
-    return {"passages": len(passages), "seed_chunks": len(seed_texts), "drcd_chunks_total": len(drcd),
+    return {"passages": len(passages), "seed_chunks": len(seed_texts), "drcd_cmrc_chunks_total": len(drcd),
             "passage_chars_mean": statistics.mean(map(len, passages)), "questions": len(questions),
             "questions_seeds_dev": min(half, len(seeds_q)), "encode_s": encode_s,
             "encoder_chunks_per_s_per_thread": len(passages) / encode_s, "query_encode_ms_mean": query_encode_ms,
@@ -344,8 +364,9 @@ def part_hnsw_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
                        lambda idx, v: setattr(idx.hnsw, "efSearch", v))
 
 
-def serve_faiss(work: Path, cfg: dict[str, Any], load: Callable[[], Any], knob: str, values: Sequence[int],
-                set_knob: Callable[[Any, int], None]) -> dict[str, Any]:
+def serve_faiss(work: Path, cfg: dict[str, Any], load: Callable[[], Any], knob: str, values: Sequence[Any],
+                set_knob: Callable[[Any, Any], None],
+                describe_knob: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Load the index (RSS delta), then recall@10 and one-query latency at k=50 for each knob value."""
     queries = np.load(work / "queries.npy")
     truth = np.load(work / "truth.npy")
@@ -361,7 +382,8 @@ def serve_faiss(work: Path, cfg: dict[str, Any], load: Callable[[], Any], knob: 
         set_knob(index, v)
         _, ids = index.search(queries, K)
         lat = time_queries(lambda i: index.search(queries[i : i + 1], K), len(queries), int(cfg["reps"]))
-        sweep.append({knob: v, "recall_at_10": recall_at(ids, truth), **lat})
+        sweep.append({**(describe_knob(v) if describe_knob else {knob: v}), "recall_at_10": recall_at(ids, truth),
+                      **lat})
         progress("serve", f"{knob}={v}: recall@10 {sweep[-1]['recall_at_10']:.3f}, p50 {lat['p50_ms']:.2f} ms")
     return {"load_s": load_s, "ram_mb": ram, "sweep": sweep, "chosen": choose(sweep)}
 
@@ -418,7 +440,7 @@ def part_ivfpq_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def part_refine_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """The IVF-PQ index with exact re-scoring of k_factor*k candidates (IndexRefineFlat holds the raw
-    vectors: a copy of them is counted in its RAM)."""
+    vectors: a copy of them is counted in its RAM); nprobe and k_factor swept."""
     import faiss
 
     vectors = np.load(work / "vectors.npy", mmap_mode="r")
@@ -426,14 +448,14 @@ def part_refine_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     def load() -> Any:
         base = holder["base"] = faiss.read_index(str(work / "ivfpq.faiss"))
-        refine = faiss.IndexRefineFlat(base, faiss.swig_ptr(np.ascontiguousarray(vectors)))
-        refine.k_factor = int(cfg["refine_k_factor"])
-        return refine
+        return faiss.IndexRefineFlat(base, faiss.swig_ptr(np.ascontiguousarray(vectors)))
 
-    def set_nprobe(idx: Any, v: int) -> None:
-        holder["base"].nprobe = v
+    def set_knobs(idx: Any, v: tuple[int, int]) -> None:
+        holder["base"].nprobe = v[0]
+        idx.k_factor = v[1]
 
-    return serve_faiss(work, cfg, load, "nprobe", REFINE_NPROBE, set_nprobe)
+    return serve_faiss(work, cfg, load, "nprobe,k_factor", REFINE_SWEEP, set_knobs,
+                       lambda v: {"nprobe": v[0], "k_factor": v[1]})
 
 
 # --- part: Milvus Lite dense --------------------------------------------------------------------------------
@@ -806,14 +828,14 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> None:
     print(f"=== policyqa scale benchmark: N = {n:,} chunks, dim {prep.get('dim', '?')}, k = {K}, "
           f"recall@{RECALL_AT} vs exact IndexFlatIP ===")
     if "encode_s" in prep:
-        print(f"data: {prep['passages']:,} real passages ({prep['seed_chunks']} seed chunks + DRCD chunks, mean "
+        print(f"data: {prep['passages']:,} real passages ({prep['seed_chunks']} seed chunks + DRCD/CMRC 2018 chunks, mean "
               f"{prep['passage_chars_mean']:.0f} chars) embedded with the ONNX int8 encoder (1 thread): "
               f"{prep['encoder_chunks_per_s_per_thread']:.1f} chunks/s per thread; query encode "
               f"{prep['query_encode_ms_mean']:.1f} ms mean")
         print(f"      N vectors = passage vector + Gaussian noise of norm {prep['noise_norm']} (sigma "
               f"{prep['noise_sigma_per_dim']:.4f}/dim), L2-normalised: mean cosine to its base "
               f"{prep['cos_to_base_mean']:.3f}; {prep['questions']} real questions ({prep['questions_seeds_dev']} "
-              f"seeds-dev, rest DRCD) as queries (mean best cosine to a real passage "
+              f"seeds-dev, rest DRCD/CMRC 2018) as queries (mean best cosine to a real passage "
               f"{prep['question_best_passage_cos_mean']:.3f})")
     print(f"targets: 1M chunks in <= {TARGET_RAM_GB:.0f} GB RAM; retrieval p50 <= {TARGET_P50_MS:.0f} ms "
           f"(latencies: one query at a time, one FAISS thread, median over {cfg['reps']} reps of p50/p99)")
@@ -843,7 +865,7 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> None:
                 v["disk_mb"], s, s["recall_at_10"])
         r = v.get("refine", {})
         for s in r.get("sweep", []):
-            row(f"  + RefineFlat k_factor{r['k_factor']} nprobe{s['nprobe']}", n, v["build_s"], r["ram_mb"],
+            row(f"  + RefineFlat k_factor{s.get('k_factor', r.get('k_factor'))} nprobe{s['nprobe']}", n, v["build_s"], r["ram_mb"],
                 r["disk_mb"], s, s["recall_at_10"])
     mv = res.get("milvus", {})
     for s in mv.get("sweep", []):
@@ -924,10 +946,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="work folder (default: a new temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
+    ap.add_argument("--report-from", type=Path, default=None, help="print the report of a --json file again")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         return child_main(args.child, args.workdir)
+    if args.report_from:
+        saved = json.loads(args.report_from.read_text(encoding="utf-8"))
+        print(describe(saved["cpu"]))
+        print(f"command: {saved['command']}")
+        report(saved["results"], saved["config"])
+        print(f"\ntotal wall time {saved['total_s'] / 60:.1f} min")
+        return 0
     if args.quick:
         args.n, args.passages, args.queries, args.reps = 20_000, 800, 200, 1
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]

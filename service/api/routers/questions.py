@@ -47,18 +47,15 @@ def router(settings: Settings) -> APIRouter:
               responses={**responses(413, 422, 503), 200: {"content": {"text/event-stream": {}}}})
     def ask(body: AskRequest, ctx: Annotated[AppContext, Depends(context)],
             _: Annotated[LoadedIndex, Depends(loaded_index)]) -> Response:
-        events = ctx.engine.answer_events(body.question, k=body.k, mode=body.mode, answer_mode=body.answer_mode)
         if body.stream:
+            events = ctx.engine.answer_events(body.question, k=body.k, mode=body.mode,
+                                              answer_mode=body.answer_mode)
             # retrieval and the reader run before the first event: their errors still get the JSON error
             # response; a failure after the 200 went out is sent as an `error` event
             first = next(events)
             return StreamingResponse(_sse(itertools.chain([first], events), ctx), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        result = None
-        for event in events:
-            if event.kind == "answer":
-                result = event.data
-        assert result is not None
+        result = ctx.engine.answer(body.question, k=body.k, mode=body.mode, answer_mode=body.answer_mode)
         ctx.metrics.observe_answer(result)
         return JSONResponse(result.to_dict())
 

@@ -379,8 +379,25 @@ def _show_search(q: str, resp: Any, batch: bool) -> None:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
-    return _for_each_query(args.question, lambda q: engine.answer(q, args.k, args.mode, args.answer_mode),
-                           _show_answer, args.json)
+    from service.llm.generate import wants_llm
+
+    answer_mode = args.answer_mode or settings.answer_mode
+
+    def run(q: str) -> Any:
+        # a person at a terminal sees the LLM's text as it is written (the extractive text is printed once, below)
+        live = (not args.json and sys.stderr.isatty() and engine.llm is not None
+                and wants_llm(q, answer_mode, engine.answerer()))
+        final = None
+        for event in engine.answer_events(q, args.k, args.mode, answer_mode):
+            if event.kind == "answer":
+                final = event.data
+            elif event.kind == "delta" and live:
+                print(event.data, end="", file=sys.stderr, flush=True)
+        if live and final is not None and final.llm is not None:
+            print("\n（以上为生成中的文字，下面是核对出处后的回答 / verified answer below）", file=sys.stderr)
+        return final
+
+    return _for_each_query(args.question, run, _show_answer, args.json)
 
 
 

@@ -4,24 +4,30 @@ It compares the dense stores a 1M-chunk deployment could use, and the two BM25 i
 machine, each part in its own fresh process (so a part's memory is its own):
 
   - FAISS HNSW   IndexHNSWFlat, inner product, M=32, efConstruction=100; efSearch swept (64/128/256).
-  - FAISS IVF-PQ IndexIVFPQ, inner product, nlist = 4*sqrt(N) (4000 at 1M), PQ m=48 x 8 bits (48 bytes a
-                 vector), k-means on 40*nlist sampled vectors (15 iterations); nprobe swept; then the same index
-                 behind an IndexRefineFlat (k_factor 4: 200 candidates re-scored exactly for k=50), which keeps
-                 the raw vectors in RAM as well.
+  - FAISS IVF-PQ IndexIVFPQ, inner product, nlist = 4*sqrt(N) (4000 at 1M), PQ m=48 and m=96 x 8 bits
+                 (--pq-m; one index each), k-means on 40*nlist sampled vectors (15 iterations); nprobe swept;
+                 then the same index behind an IndexRefineFlat (nprobe x k_factor swept: k_factor*50
+                 candidates re-scored exactly), which keeps the raw vectors in RAM as well.
   - FAISS Flat   IndexFlatIP: the exact search every recall figure is measured against (and its latency).
   - Milvus Lite  pymilvus MilvusClient on a local ``.db`` folder in the work dir. milvus-lite 3.x is a pure
                  Python server running in the client's process (gRPC on a thread, FAISS underneath, segments of
                  at most 100k rows, one index per segment), so its memory is this process's. Every dense index
                  type is first probed on 3,000 vectors (insert, flush, release, load, search: a type it cannot
-                 build is only refused at load); the 1M collection uses HNSW (M=32, efConstruction=100; ef swept).
+                 build is only refused at load); the 1M collection uses HNSW (M=32, efConstruction=100; ef 64
+                 and 256; a query is slow enough here that one timed pass also gives the recall).
   - bm25s        the project's index.sparse.SparseIndex over index.segmentation.Segmenter tokens.
   - Milvus BM25  the project's schema for text (index/stores/milvus.py: analyzer_params(), bm25_text(), a BM25
-                 function into a SPARSE_FLOAT_VECTOR with a SPARSE_INVERTED_INDEX), inserted until N texts or
-                 --milvus-bm25-limit-s seconds of inserting, whichever comes first (the size reached is printed).
+                 function into a SPARSE_FLOAT_VECTOR with a SPARSE_INVERTED_INDEX) at --milvus-bm25-n texts
+                 (default 200,000, not N: Milvus Lite's pure-Python inverted index took ~24-30 KB of RAM a
+                 text, so 1M would need ~24-30 GB), inserted until then or --milvus-bm25-limit-s seconds of
+                 inserting, whichever comes first (the size reached is printed). Any Milvus Lite insert also
+                 stops when the process passes 8 GB RSS.
 
 For each: build time, memory (RSS of the serving process after loading the built index from disk, minus the
 RSS before; the build's peak RSS separately), disk size, query latency p50/p99 at k=50 (one query at a time,
-one FAISS thread, medians over --reps repetitions of every query), recall@10 against exact search.
+one FAISS thread, medians over --reps repetitions of every query; for Milvus Lite no repetition starts after
+150 s of timing, for FAISS after 240 s), recall@10 against exact search. IVF-PQ with refine sweeps nprobe and
+k_factor.
 
 Data (deterministic):
 
@@ -42,8 +48,8 @@ Data (deterministic):
     sentences drawn at random (random.Random(20261130)) until it reaches a length drawn from 200-400
     characters. The BM25 queries are the same questions as text.
 
-    .venv/bin/python bench/bench_scale.py --quick                        # n=20,000, smoke check (~5 min)
-    nice -n 10 .venv/bin/python bench/bench_scale.py --json scale.json   # the full 1M run (~1 hour, 2 vCPUs)
+    .venv/bin/python bench/bench_scale.py --quick                        # n=20,000, smoke check (~4 min)
+    nice -n 10 .venv/bin/python bench/bench_scale.py --json scale.json   # the full 1M run (~50 min, 2 vCPUs)
     .venv/bin/python bench/bench_scale.py --n 200000 --parts prep,flat,hnsw,ivfpq
     .venv/bin/python bench/bench_scale.py --parts prep,bm25s,milvus-bm25 --milvus-bm25-limit-s 600
     .venv/bin/python bench/bench_scale.py --report-from scale.json     # print a saved run's report again

@@ -30,8 +30,8 @@ from index.sparse import SparseHits
 from index.stores import MilvusConfig
 
 DENSE_INDEX = {"index_type": "FLAT", "metric_type": "IP"}  # exact: below the HNSW threshold
-# From POLICYQA_HNSW_THRESHOLD rows on, HNSW as FAISS does (bench/bench_scale.py, 1M vectors: M 32, efConstruction
-# 100 built in Milvus Lite; efSearch 256 gave recall@10 0.955 in FAISS's HNSW of the same vectors)
+# From POLICYQA_HNSW_THRESHOLD rows on, HNSW as FAISS does. bench/bench_scale.py, 10^6 vectors, M 32 /
+# efConstruction 100: Milvus Lite's recall@10 0.979 at ef 64 and 1.000 at ef 256 (FAISS's HNSW 0.955 at 256)
 HNSW_INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 32, "efConstruction": 100}}
 HNSW_EF = 256
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}

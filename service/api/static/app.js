@@ -293,6 +293,12 @@
         const data = JSON.parse(payload);
         if (kind === "delta") live.append(String(data.text || ""));
         else if (kind === "answer") final = data;
+        else if (kind === "error") {
+          answerCard.replaceChildren();
+          show(answerCard, false);
+          throw new ApiError(chinesePart((data.error && data.error.message) || "服务出错，请稍后再试"),
+            data.error && data.error.code);
+        }
       }
     }
     answerCard.replaceChildren();

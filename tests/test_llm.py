@@ -208,6 +208,10 @@ def test_unreachable_server_is_a_fallback_not_an_error() -> None:
     with pytest.raises(LLMFailure) as info:
         list(client.stream([{"role": "user", "content": "x"}], {}, time.monotonic() + 5))
     assert info.value.reason == "llm_unavailable"
+    unnamed = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", timeout_s=5))  # asks for the model list
+    with pytest.raises(LLMFailure) as info:
+        unnamed.model()
+    assert info.value.reason == "llm_unavailable"
 
 
 def test_a_nearly_verbatim_quote_cites_only_its_verbatim_part(real_engine) -> None:  # type: ignore[no-untyped-def]

@@ -72,8 +72,12 @@ class LLMClient:
             return self._client
 
     def model(self) -> str:
+        """The configured model, else the first the server lists (asked once); LLMFailure when it cannot say."""
         if not self._model:
-            models = self._openai().models.list()
+            try:
+                models = self._openai().models.list()
+            except Exception as exc:  # a server that is down is a fallback here too, never a 500
+                raise LLMFailure(failure_reason(exc), str(exc)[:300]) from exc
             first = next(iter(models.data), None)
             if first is None:
                 raise LLMFailure("llm_unavailable", "the server lists no model")

@@ -234,3 +234,61 @@ def test_a_nearly_verbatim_quote_cites_only_its_verbatim_part(real_engine) -> No
     assert kept.verified and kept.match == "partial" and echoed.dropped == "not_a_statement"
     assert checked.citations[0].quote == sentence[:-1]
     verify_citation(real_engine.index, checked.citations[0])
+
+
+class _Scripted:
+    """A real HTTP server on a loopback port answering /v1/chat/completions with a fixed status and body."""
+
+    def __init__(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        import http.server
+        import threading
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(outer.status)
+                self.send_header("Content-Type", outer.content_type)
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.status, self.body, self.content_type = status, body, content_type
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _sse_body(text: str) -> bytes:
+    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+             "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\ndata: [DONE]\n\n".encode()
+
+
+@pytest.mark.parametrize(("status", "body", "ctype", "reason"), [
+    (429, b'{"error": {"message": "busy"}}', "application/json", "llm_rate_limited"),
+    (503, b'{"error": {"message": "loading"}}', "application/json", "llm_server_error"),
+    (200, _sse_body("对不起，我无法回答这个问题。"), "text/event-stream", "llm_malformed"),
+])
+def test_server_errors_over_http_fall_back(real_engine, status: int, body: bytes, ctype: str,  # type: ignore[no-untyped-def]
+                                           reason: str) -> None:
+    """The real openai client against a real HTTP server that answers 429, 503, or a stream of prose."""
+    server = _Scripted(status, body, ctype)
+    try:
+        client = LLMClient(LLMConfig(base_url=server.base_url, model="m", timeout_s=10))
+        a = _generative(real_engine, client).answer(HOW, 5, "hybrid", "generative")
+    finally:
+        server.close()
+    assert a.answer_mode_used == "extractive" and a.fallback_reason == reason and a.citations

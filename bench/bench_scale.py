@@ -99,7 +99,6 @@ SEED = 20261130
 DRCD_DIR = Path("/work/shared/trainsets/drcd/raw")
 CMRC_DIR = REPO / "eval" / "external" / "cmrc2018_dev"
 MODEL_DIR = REPO / "index" / "models" / "multilingual-e5-small"
-QUESTIONS_FILE = REPO / "eval" / "sets" / "seeds-dev.jsonl"
 PARTS = ("prep", "flat", "hnsw", "ivfpq", "milvus", "bm25s", "milvus-bm25")
 EXTRA_LIBRARIES = ("pymilvus", "milvus-lite", "jieba")
 HNSW_EF = (64, 128, 256)
@@ -260,6 +259,7 @@ def faiss_threads(n: int) -> None:
 # --- part: prep ----------------------------------------------------------------------------------------------
 def part_prep(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     from corpus.pipeline import load_chunked_corpus
+    from eval.sets import load_set
     from index.builder import passage_text
     from index.encoders import load_encoder
 
@@ -271,8 +271,7 @@ def part_prep(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     passages = seed_texts + [drcd[i]["text"] for i in chosen]
     progress("prep", f"{len(seed_texts)} seed chunks + {len(chosen)} of {len(drcd)} DRCD/CMRC chunks")
 
-    seeds_q = [str(json.loads(line)["question"]) for line in QUESTIONS_FILE.read_text(encoding="utf-8").splitlines()
-               if line.strip()]
+    seeds_q = [q.question for q in load_set("seeds-dev")[1]]
     drcd_q = [rng.choice(drcd[i]["questions"]) for i in chosen if drcd[i]["questions"]]
     half = int(cfg["queries"]) // 2
     questions = seeds_q[:half] + rng.sample(drcd_q, k=min(len(drcd_q), int(cfg["queries"]) - min(half, len(seeds_q))))

@@ -91,7 +91,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from machine import cpu_info, describe  # noqa: E402
 
 SHARED_CACHE = REPO / "tests" / "artifacts" / "http-embedding-cache" / "embeddings.sqlite"
-DEV_SET = REPO / "eval" / "sets" / "seeds-dev.jsonl"
 TERMINAL = ("succeeded", "failed")
 P99_RATIO_MAX = 1.5  # case 5: /v1/ask p99 while a rebuild runs, over idle
 FILLER = ("江门市推进基层党建工作，党群服务中心每周开展志愿服务活动，网格员走访居民收集诉求。",
@@ -208,12 +207,9 @@ class CaseResult:
 
 
 def questions(n: int | None = None) -> list[str]:
-    out = []
-    with DEV_SET.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                out.append(str(json.loads(line)["question"]))
-    return out[:n] if n else out
+    from eval.sets import load_set
+
+    return [q.question for q in load_set("seeds-dev", n)[1]]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -331,6 +327,18 @@ def verify_generation(index_dir: Path, name: str) -> tuple[str | None, set[str]]
     if idx.generation != name:
         return f"{name}: manifest says generation {idx.generation}", set()
     return None, set(idx.documents)
+
+
+def final_rebuild(res: CaseResult, admin: httpx.Client, ws: Any) -> tuple[str, str | None, set[str], dict[str, Any]]:
+    """A case's closing rebuild: it must succeed; returns the generation served after it, what is wrong with it
+    (None: nothing), its documents, and the document listing."""
+    job = admin.post("/v1/index/rebuild").json()
+    done = wait_job(admin, job["job_id"])
+    res.check(done["state"] == "succeeded", f"final rebuild: {done}")
+    time.sleep(1.5)  # the server's watcher loads the new generation
+    gen = admin.get("/v1/index").json()["generation"]
+    why, docs = verify_generation(ws.index_dir, gen)
+    return gen, why, docs, admin.get("/v1/documents").json()
 
 
 def partial_generations(index_dir: Path) -> list[str]:
@@ -489,14 +497,8 @@ def case_rebuild_kills(h: Harness, root: Path, kills: int, rng: random.Random,
                 progress(f"  case 1: {i + 1}/{kills} kills, {res.failures} failed")
         with res.run("final rebuild"):
             stored = corpus_ids(ws.corpus_dir)
-            job = admin.post("/v1/index/rebuild").json()
-            done = wait_job(admin, job["job_id"])
-            res.check(done["state"] == "succeeded", f"final rebuild: {done}")
-            time.sleep(1.5)
-            gen = admin.get("/v1/index").json()["generation"]
-            why, docs = verify_generation(ws.index_dir, gen)
+            gen, why, docs, listing = final_rebuild(res, admin, ws)
             res.check(why is None and docs == stored, f"final generation {gen}: {why or 'documents differ'}")
-            listing = admin.get("/v1/documents").json()
             states = collections.Counter(d["state"] for d in listing["documents"])
             res.check(set(states) == {"indexed"}, f"after the final rebuild: states {dict(states)}")
             leftovers = sorted(p.name for p in ws.index_dir.glob(".tmp-*"))
@@ -1050,14 +1052,8 @@ def case_concurrent_edits(h: Harness, root: Path, rounds: int, rng: random.Rando
                 progress(f"  case 4: round {rnd + 1}/{rounds}: {len(expected)} documents")
         with res.run("final rebuild"):
             wait_idle(admin)
-            job = admin.post("/v1/index/rebuild").json()
-            done = wait_job(admin, job["job_id"])
-            res.check(done["state"] == "succeeded", f"final rebuild: {done}")
-            time.sleep(1.5)
-            gen = admin.get("/v1/index").json()["generation"]
-            why, docs = verify_generation(ws.index_dir, gen)
+            _gen, why, docs, listing = final_rebuild(res, admin, ws)
             res.check(why is None and docs == expected, f"indexed set: {why or sorted(docs ^ expected)[:10]}")
-            listing = admin.get("/v1/documents").json()
             res.check(all(d["state"] == "indexed" for d in listing["documents"]) and not listing["pending_removal"],
                       "not everything indexed after the final rebuild")
             jobs = ws.jobs()

@@ -379,6 +379,7 @@ def _show_search(q: str, resp: Any, batch: bool) -> None:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     engine.ensure_index(TqdmProgress())
+    from service.answering.question import answer_type
     from service.llm.generate import wants_llm
 
     answer_mode = args.answer_mode or settings.answer_mode
@@ -386,7 +387,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     def run(q: str) -> Any:
         # a person at a terminal sees the LLM's text as it is written (the extractive text is printed once, below)
         live = (not args.json and sys.stderr.isatty() and engine.llm is not None
-                and wants_llm(q, answer_mode, engine.answerer()))
+                and wants_llm(answer_type(q), answer_mode))
         final = None
         for event in engine.answer_events(q, args.k, args.mode, answer_mode):
             if event.kind == "answer":

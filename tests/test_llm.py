@@ -161,10 +161,11 @@ def test_hopeless_questions_never_call_the_llm(real_engine) -> None:  # type: ig
 
 
 def test_auto_and_extractive_modes(real_engine) -> None:  # type: ignore[no-untyped-def]
-    answerer = real_engine.answerer()
-    assert wants_llm(HOW, "auto", answerer) and wants_llm("江门有哪些做法？", "auto", answerer)
-    assert not wants_llm("江海区划分了多少个网格？", "auto", answerer)
-    assert not wants_llm(HOW, "extractive", answerer)
+    from service.answering.question import answer_type
+
+    assert wants_llm(answer_type(HOW), "auto") and wants_llm(answer_type("江门有哪些做法？"), "auto")
+    assert not wants_llm(answer_type("江海区划分了多少个网格？"), "auto")
+    assert not wants_llm(answer_type(HOW), "extractive")
     client = ScriptedClient('{"answerable": false, "statements": []}')
     a = _generative(real_engine, client).answer("江海区划分了多少个网格？", 5, "hybrid", "auto")
     assert client.calls == 0 and a.answer_mode_used == "extractive" and a.fallback_reason is None

@@ -8,6 +8,7 @@ streamed and a non-streamed ask of the same question get the same answer.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +54,17 @@ def failure_reason(exc: BaseException) -> str:
     return "llm_unavailable" if isinstance(exc, openai.APIError | OSError) else "llm_malformed"
 
 
+@contextlib.contextmanager
+def _as_failure() -> Iterator[None]:
+    """Every error of a call to the server becomes an LLMFailure: a fallback, never a 500."""
+    try:
+        yield
+    except LLMFailure:
+        raise
+    except Exception as exc:
+        raise LLMFailure(failure_reason(exc), str(exc)[:300]) from exc
+
+
 class LLMClient:
     def __init__(self, config: LLMConfig) -> None:
         self.config = config
@@ -74,10 +86,8 @@ class LLMClient:
     def model(self) -> str:
         """The configured model, else the first the server lists (asked once); LLMFailure when it cannot say."""
         if not self._model:
-            try:
+            with _as_failure():
                 models = self._openai().models.list()
-            except Exception as exc:  # a server that is down is a fallback here too, never a 500
-                raise LLMFailure(failure_reason(exc), str(exc)[:300]) from exc
             first = next(iter(models.data), None)
             if first is None:
                 raise LLMFailure("llm_unavailable", "the server lists no model")
@@ -87,12 +97,8 @@ class LLMClient:
     def stream(self, messages: list[dict[str, str]], schema: dict[str, Any], deadline: float) -> Iterator[str]:
         """Text deltas of one chat completion; LLMFailure when it fails or runs past `deadline`
         (time.monotonic())."""
-        try:
+        with _as_failure():
             yield from self._stream(messages, schema, deadline)
-        except LLMFailure:
-            raise
-        except Exception as exc:  # every client error becomes a fallback, never a 500
-            raise LLMFailure(failure_reason(exc), str(exc)[:300]) from exc
 
     def _stream(self, messages: list[dict[str, str]], schema: dict[str, Any], deadline: float) -> Iterator[str]:
         import openai

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from service.answering import Answer, Answerer
 from service.answering.compose import Citation, Statement
-from service.answering.question import analyse
+from service.answering.question import EXPLANATORY_TYPES
 from service.llm import prompt
 from service.llm.client import LLMClient, LLMFailure
 from service.llm.parse import MalformedOutput, StatementStream, parse_answer
@@ -35,11 +35,11 @@ class Event:
     data: Any
 
 
-def wants_llm(question: str, answer_mode: AnswerMode, answerer: Answerer) -> bool:
+def wants_llm(answer_type: str, answer_mode: AnswerMode) -> bool:
+    """Whether a question of this answer type (service/answering/question.py) goes to the LLM."""
     if answer_mode != "auto":
         return answer_mode == "generative"
-    info = analyse(question, answerer.segmenter)
-    return info.explanatory
+    return answer_type in EXPLANATORY_TYPES
 
 
 def answer_text(statements: tuple[Statement, ...]) -> str:
@@ -73,7 +73,7 @@ class GenerativeAnswerer:
                answer_mode: AnswerMode = "extractive") -> Iterator[Event]:
         extractive = self.answerer.answer(question, k, mode)
         yield Event("passages", extractive.passages)
-        if not wants_llm(question, answer_mode, self.answerer):
+        if not wants_llm(extractive.answer_type, answer_mode):
             yield Event("delta", extractive.answer)
             yield Event("answer", extractive)
             return

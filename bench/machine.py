@@ -6,17 +6,26 @@ Machines of one kind differ (AVX2-only AMD, AVX-512/VNNI/AMX Intel, ~4x apart), 
 from __future__ import annotations
 
 import os
+import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
-
-from index.cpu import cpu_flags, cpu_model
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 LIBRARIES = ("onnxruntime", "torch", "transformers", "sentence-transformers", "faiss-cpu", "bm25s", "numpy")
 
 
 def cpu_info() -> dict[str, Any]:
-    model, flags = cpu_model(), cpu_flags()
+    model, flags = platform.processor() or "unknown", set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
     versions: dict[str, str | None] = {}
     for dist in LIBRARIES:
         try:

@@ -26,7 +26,6 @@ def test_assembled_reader_reproduces_the_training_sample(reader_dir: Path) -> No
     if not (DRCD / "DRCD_dev.json").is_file():
         pytest.skip("../shared/trainsets/drcd is not beside the checkout")
     from index.reader.onnx_reader import OnnxReader
-    from index.reader.train import em_f1
 
     assert reader_complete(reader_dir) and (reader_dir / READER_MANIFEST).is_file()
     training = shipped()
@@ -35,38 +34,17 @@ def test_assembled_reader_reproduces_the_training_sample(reader_dir: Path) -> No
     assert len(sample) >= 50
     examples = {e.qid: e for e in load_drcd([DRCD / "DRCD_dev.json", DRCD / "DRCD_test.json"])[0]}
     reader = OnnxReader(reader_dir)
-    overlap = 0.0
-    exact_int8 = exact_trained = 0
+    same = exact_int8 = exact_trained = 0
     for row in sample:
         e = examples[row["qid"]]
         span = reader.read(e.question, e.context)
         assert e.context[span.start : span.end] == span.text  # offsets index the context
-        overlap += em_f1(span.text, row["prediction"])[1]
+        same += span.text == row["prediction"]
         exact_int8 += span.text == e.answer
         exact_trained += row["prediction"] == e.answer
-    # int8 moves some spans by a token or two (measured: 78-87 % identical, character F1 0.91-0.94 against
-    # the recorded spans, depending on the quantisation); it must keep them close and the exact-match rate
-    assert overlap / len(sample) >= 0.85, overlap / len(sample)
+    # int8 moves a few spans by a token; it must keep nearly all predictions and the exact-match rate
+    assert same >= 0.8 * len(sample), (same, len(sample))
     assert exact_int8 >= exact_trained - 0.1 * len(sample), (exact_int8, exact_trained)
-
-
-def test_reader_quantised_for_another_cpu_is_assembled_again(reader_dir: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-    import shutil
-
-    from index.reader import assemble
-
-    manifest = json.loads((reader_dir / READER_MANIFEST).read_text(encoding="utf-8"))
-    # full 8-bit range only where VNNI sums int8 products in 32 bits; 7 bits elsewhere
-    assert manifest["quantization"]["reduce_range"] is not assemble.has_vnni()
-    moved = tmp_path / "reader"
-    shutil.copytree(reader_dir, moved)
-    assert reader_complete(moved)
-    other_cpu_has_vnni = bool(manifest["quantization"]["reduce_range"])
-    monkeypatch.setattr(assemble, "has_vnni", lambda: other_cpu_has_vnni)
-    assert not reader_complete(moved)  # the folder came from a host with the other kind of CPU
-    assert reader_complete(moved, weights_dir=None)  # named explicitly (to compare readers) it is used as it is
 
 
 def test_reader_refuses_layers_of_another_base_model(model_dir: Path, tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from index.cpu import has_vnni
 from index.generations import fsync_dir
 from index.modelprep import (
     ModelPrepError,
@@ -33,14 +32,6 @@ TRAINING_MANIFEST = "reader_manifest.json"
 READER_MANIFEST = "policyqa_reader.json"
 READER_ONNX = "reader_int8.onnx"
 Progress = Callable[[str], None]
-
-
-def reader_quantization() -> dict[str, Any]:
-    """The encoder's int8 settings, at full 8-bit range where the CPU has VNNI. Measured on CMRC 2018 dev gold
-    passages (first 1,000 questions, AMD EPYC with AVX-512 VNNI), EM / F1: fp32 49.0 / 69.7 (1.9x the time),
-    full range 48.1 / 68.4, 7-bit (reduce_range) 46.7 / 67.5, unsigned weights 47.4 / 68.1 (1.5x the time).
-    Without VNNI, signed int8 products are summed in 16 bits and saturate at full range: keep 7 bits there."""
-    return {**QUANTIZATION, "reduce_range": not has_vnni()}
 
 
 def shipped(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any] | None:
@@ -60,9 +51,7 @@ def reader_complete(out_dir: Path, weights_dir: Path | None = WEIGHTS_DIR) -> bo
         return False
     current = shipped(weights_dir) if weights_dir is not None else None
     fresh = current is None or manifest.get("weights_sha256") == current.get("weights_sha256")
-    # a reader quantised for another CPU (a data folder moved from a VNNI host) is quantised again for this one
-    fits = current is None or manifest.get("quantization") == reader_quantization()
-    return (out_dir / READER_ONNX).is_file() and bool(manifest.get("onnx_sha256")) and fresh and fits
+    return (out_dir / READER_ONNX).is_file() and bool(manifest.get("onnx_sha256")) and fresh
 
 
 def ensure_reader(e5_dir: Path, out_dir: Path, progress: Progress | None = None) -> Path:
@@ -129,13 +118,12 @@ def assemble_reader(e5_dir: Path, out_dir: Path, *, weights_dir: Path = WEIGHTS_
         fp32 = tmp / "reader.onnx"
         export_module(module, fp32, {"start_logits": {0: "batch", 1: "tokens"},
                                      "end_logits": {0: "batch", 1: "tokens"}})
-        quantization = reader_quantization()
-        report(f"quantising the reader to int8 ({'7-bit' if quantization['reduce_range'] else 'full range, VNNI'})")
-        quantise(fp32, tmp / READER_ONNX, quantization)
+        report("quantising the reader to int8")
+        quantise(fp32, tmp / READER_ONNX)
         fp32.unlink()
         shutil.copyfile(Path(e5_dir) / "tokenizer.json", tmp / "tokenizer.json")
         manifest = {**training, "onnx": READER_ONNX, "onnx_sha256": sha256_file(tmp / READER_ONNX),
-                    "quantization": quantization, "opset": OPSET,
+                    "quantization": dict(QUANTIZATION), "opset": OPSET,
                     "assembled_seconds": round(time.perf_counter() - started, 1)}
         manifest.pop("holdout_sample", None)
         (tmp / READER_MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",

@@ -19,6 +19,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import platform
 import random
 import sys
 import time
@@ -26,13 +27,32 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.cpu import cpu_flags, cpu_model
 from index.reader.drcd import ReaderExample, add_negatives, load_drcd, without_answer
 from index.reader.features import Window, read_span, windows
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
 WEIGHTS = "reader_layers.safetensors"
 MANIFEST = "reader_manifest.json"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def training_windows(examples: Sequence[ReaderExample], tokenizer: Any, *, max_tokens: int, hard_share: float,

@@ -132,20 +132,22 @@ def export_module(module: Any, out: Path, outputs: dict[str, dict[int, str]]) ->
                           dynamo=False, dynamic_axes={"input_ids": tokens, "attention_mask": tokens, **outputs})
 
 
-def quantise(src: Path, out: Path) -> None:
+def quantise(src: Path, out: Path, config: dict[str, Any] | None = None) -> None:
+    """``quantize_dynamic`` with ``config`` (default: the encoder's QUANTIZATION)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    q = QUANTIZATION if config is None else config
     # quantize_dynamic logs a "consider pre-processing" advice on the root logger at every call: quiet it
     # for the call only
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))
     try:
-        quantize_dynamic(str(src), str(out), weight_type=getattr(QuantType, QUANTIZATION["weight_type"]),
-                         per_channel=QUANTIZATION["per_channel"], reduce_range=QUANTIZATION["reduce_range"],
-                         op_types_to_quantize=list(QUANTIZATION["op_types"]))
+        quantize_dynamic(str(src), str(out), weight_type=getattr(QuantType, q["weight_type"]),
+                         per_channel=q["per_channel"], reduce_range=q["reduce_range"],
+                         op_types_to_quantize=list(q["op_types"]))
     finally:
         root.setLevel(level)
 

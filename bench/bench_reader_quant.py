@@ -1,8 +1,9 @@
 """How to quantise the reader: CMRC 2018 dev gold-passage EM / F1 and read time per variant, side by side.
 
 The shipped layers are assembled and exported once to fp32 ONNX, quantised every way compared (signed int8
-per channel at 7-bit and at full range, per tensor, unsigned weights), and each variant reads the same
-questions against their gold passages (evaluation only: nothing here trains). Read times are medians over the
+per channel at 7-bit with the FFN output or the attention projections left fp32, all-int8 at 7-bit and at
+full range, per tensor, unsigned weights), and each variant reads the same questions against their gold
+passages (evaluation only: nothing here trains). Read times are medians over the
 first --timed questions, the variants taking turns on each question so that they share the CPU alike.
 
     .venv/bin/python bench/bench_reader_quant.py --limit 1000
@@ -28,6 +29,8 @@ from machine import cpu_info, describe  # noqa: E402  (bench/ is the script's fo
 
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "fp32": None,
+    "int8 7-bit, FFN out fp32 (ships)": {"fp32_nodes": r"/layer\.\d+/output/dense/MatMul$"},
+    "int8 7-bit, attention fp32": {"fp32_nodes": r"attention/(self/(query|key|value)|output/dense)/MatMul$"},
     "int8 per-channel 7-bit": {"weight_type": "QInt8", "per_channel": True, "reduce_range": True},
     "int8 per-channel full range": {"weight_type": "QInt8", "per_channel": True, "reduce_range": False},
     "int8 per-tensor full range": {"weight_type": "QInt8", "per_channel": False, "reduce_range": False},

@@ -133,12 +133,24 @@ def export_module(module: Any, out: Path, outputs: dict[str, dict[int, str]]) ->
 
 
 def quantise(src: Path, out: Path, config: dict[str, Any] | None = None) -> None:
-    """``quantize_dynamic`` with ``config`` (default: the encoder's QUANTIZATION)."""
+    """``quantize_dynamic`` with ``config`` (default: the encoder's QUANTIZATION); nodes whose names match the
+    config's ``fp32_nodes`` regex stay fp32."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     q = QUANTIZATION if config is None else config
+    keep_fp32: list[str] = []
+    if q.get("fp32_nodes"):  # a regex over MatMul node names left in fp32 (the reader's FFN outputs)
+        import re
+
+        import onnx
+
+        pattern = re.compile(q["fp32_nodes"])
+        graph = onnx.load(str(src), load_external_data=False).graph
+        keep_fp32 = [n.name for n in graph.node if pattern.search(n.name)]
+        if not keep_fp32:
+            raise ValueError(f"fp32_nodes {q['fp32_nodes']!r} names no node of {src.name}")
     # quantize_dynamic logs a "consider pre-processing" advice on the root logger at every call: quiet it
     # for the call only
     root = logging.getLogger()
@@ -147,7 +159,7 @@ def quantise(src: Path, out: Path, config: dict[str, Any] | None = None) -> None
     try:
         quantize_dynamic(str(src), str(out), weight_type=getattr(QuantType, q["weight_type"]),
                          per_channel=q["per_channel"], reduce_range=q["reduce_range"],
-                         op_types_to_quantize=list(q["op_types"]))
+                         op_types_to_quantize=list(q["op_types"]), nodes_to_exclude=keep_fp32)
     finally:
         root.setLevel(level)
 

@@ -57,6 +57,11 @@ class Segmenter:
         self._ensure()
         return [w for w in self._tokenizer.lcut(text, HMM=True) if w.strip() and not _ONLY_PUNCT.match(w)]
 
+    def word_spans(self, text: str) -> list[tuple[int, int]]:
+        """Plain segmentation as character spans of ``text`` (punctuation included)."""
+        self._ensure()
+        return [(a, b) for _w, a, b in self._tokenizer.tokenize(text, HMM=True)]
+
     def tokens(self, text: str) -> list[str]:
         """BM25 terms: search-mode segmentation (words and their sub-words), lower-cased, no stopwords."""
         self._ensure()

@@ -32,6 +32,13 @@ def test_short_answer_keeps_number_as_written(real_engine) -> None:  # type: ign
     assert a.short_answer == "21万多名"
 
 
+def test_a_list_question_gets_the_whole_list_as_its_short_answer(real_engine) -> None:  # type: ignore[no-untyped-def]
+    a = real_engine.answer("江门推动成立了哪些行业党委？")
+    assert a.answer_type == "list" and not a.refused, a.to_dict()
+    assert a.short_answer == "交通运输、物业服务、外卖送餐"
+    assert a.short_answer in a.citations[0].quote
+
+
 def test_conflict_is_reported_with_both_dates(real_engine) -> None:  # type: ignore[no-untyped-def]
     a = real_engine.answer("江海区有多少名专职网格员？")
     assert not a.refused

@@ -19,6 +19,7 @@ from service.answering.compose import (
     rival_value,
     verify_citation,
 )
+from service.answering.enumeration import whole_enumeration
 from service.answering.filters import not_yet, violation
 from service.answering.question import QuestionInfo, analyse, asks_future, fits_type
 from service.retrieval import Retriever, SearchResponse, SearchResult
@@ -91,7 +92,7 @@ class Answerer:
             return self._refusal(resp, info, "out_of_scope", "资料库收录的是已发表的报道，不能回答关于今后几天的问题",
                                  0.0, {}, shown, timings, t0)
         t1 = time.perf_counter()
-        cands = self.reader.candidates(resp.query, passages[: self.read_passages])
+        cands = self.reader.candidates(resp.query, passages[: self.read_passages], self.thresholds.rank_prior)
         timings["read"] = round((time.perf_counter() - t1) * 1000, 3)
         judged = [(c, violation(info, c, self.index.documents.get(c.doc_id))) for c in cands]
         consistent = [c for c, v in judged if v is None]
@@ -111,7 +112,7 @@ class Answerer:
             reason = "out_of_scope" if signals["dense_top"] < self.thresholds.out_of_scope_dense else "low_confidence"
             return self._refusal(resp, info, reason, None, confidence, signals, shown, timings, t0)
         chosen, conflict = self._choose(info, best, consistent)
-        short = None if info.answer_type == "list" else best.span
+        short = self._list_answer(best) if info.answer_type == "list" else best.span
         citations = citations_for(chosen, self.index)  # dated by each document's issue date
         if conflict:  # the newest document's value prevails
             short = max(zip(citations, chosen, strict=True), key=lambda pair: pair[0].date)[1].span
@@ -136,6 +137,14 @@ class Answerer:
                 if c.passage.chunk_id == best.passage.chunk_id and (c.end <= best.start or c.start >= best.end):
                     return sorted([best, c], key=lambda x: x.start), False
         return [best], False
+
+    def _list_answer(self, best: Candidate) -> str | None:
+        """A list question's short answer: the whole enumeration holding the reader's span; none when the span is
+        not in one (the cited sentences answer it)."""
+        text = best.passage.text
+        found = whole_enumeration(text, best.span_start - best.passage.start, best.span_end - best.passage.start,
+                                  self.segmenter.word_spans, self.segmenter.stopwords)
+        return text[found[0]:found[1]] if found else None
 
     def _refusal(self, resp: SearchResponse, info: QuestionInfo, reason: str, detail: str | None, confidence: float,
                  signals: dict[str, float], shown: tuple[SearchResult, ...], timings: dict[str, float],

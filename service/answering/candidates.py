@@ -4,6 +4,7 @@ hold it (absolute offsets into the cleaned document, as citations need)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,9 +16,6 @@ if TYPE_CHECKING:
     from index.reader.onnx_reader import OnnxReader
 
 SPANS_PER_PASSAGE = 3
-# Reader margins are scored per passage window, so across passages they are only roughly comparable: a span from
-# a lower-ranked passage must beat the higher-ranked one's by this much per rank (chosen on seeds-calib).
-RANK_PENALTY = 1.0
 # A quantity is quoted whole, as written: the reader (trained on DRCD's conventions) often stops short of its
 # qualifier or unit ("10万人次" for "逾10万人次", "80%" for "80%以上", "13" for "13支").
 _QUALIFIER_BEFORE = re.compile(r"(?:超过|约|近|超|逾|各)$")
@@ -75,8 +73,10 @@ class PassageReader:
         self.reader: OnnxReader = OnnxReader(folder, threads=threads)
         self.fingerprint = str(self.reader.manifest.get("onnx_sha256", ""))
 
-    def candidates(self, question: str, passages: tuple[SearchResult, ...]) -> list[Candidate]:
-        """Every span the reader finds in the passages, best first (margin, less RANK_PENALTY per rank)."""
+    def candidates(self, question: str, passages: tuple[SearchResult, ...],
+                   rank_prior: Sequence[float] = ()) -> list[Candidate]:
+        """Every span the reader finds in the passages, best first: by margin less the passage rank's prior
+        (``rank_prior[r - 1]``, the last value for lower ranks; see calibration.rank_prior)."""
         spans = self.reader.read_many(question, [p.text for p in passages], SPANS_PER_PASSAGE)
         out: list[Candidate] = []
         for p, found in zip(passages, spans, strict=True):
@@ -86,5 +86,8 @@ class PassageReader:
                 s, e = _holding(sentences, a, b)
                 out.append(Candidate(p, p.text[a:b], p.start + a, p.start + b, p.start + s, p.start + e,
                                      p.text[s:e], sp.margin))
-        out.sort(key=lambda c: -(c.margin - RANK_PENALTY * (c.passage.rank - 1)))
+        def prior(rank: int) -> float:
+            return rank_prior[min(rank, len(rank_prior)) - 1] if rank_prior else 0.0
+
+        out.sort(key=lambda c: -(c.margin - prior(c.passage.rank)))
         return out

@@ -114,13 +114,21 @@ def _unit(span: str) -> str:
     return span[found[-1].end():].strip() if found else ""
 
 
+def per_unit(c: Candidate) -> bool:
+    """Whether the span counts per unit ("每个网格内配备1名专职网格员"): 每 earlier in its clause."""
+    text, at = c.passage.text, c.span_start - c.passage.start
+    begin = max(text.rfind(mark, 0, at) for mark in "，。；：！？\n")
+    return "每" in text[begin + 1:at]
+
+
 def rival_value(best: Candidate, others: list[Candidate]) -> Candidate | None:
-    """Another document stating a different value of the same kind about as confidently as the best."""
+    """Another document stating a different value of the same kind about as confidently as the best. A value
+    per unit (每…) is not of the same kind as a total."""
     value = cn_number_value(best.span)
     if value is None or not re.search(r"\d", best.span):
         return None
     for c in others:
-        if c.doc_id == best.doc_id or c.margin < best.margin - CONFLICT_GAP:
+        if c.doc_id == best.doc_id or c.margin < best.margin - CONFLICT_GAP or per_unit(c) != per_unit(best):
             continue
         v2 = cn_number_value(c.span)
         if v2 is not None and re.search(r"\d", c.span) and v2 != value and _unit(c.span) == _unit(best.span):

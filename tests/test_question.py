@@ -12,7 +12,14 @@ from index.gazetteer import load_gazetteer
 from index.reader.features import Window, top_spans
 from index.segmentation import Segmenter
 from service.answering.candidates import Candidate
-from service.answering.compose import answer_text, citations_for, cn_number_value, date_label, rival_value
+from service.answering.compose import (
+    answer_text,
+    citations_for,
+    cn_number_value,
+    date_label,
+    per_unit,
+    rival_value,
+)
 from service.answering.filters import not_yet, violation
 from service.answering.question import analyse, asks_future
 from service.retrieval import SearchResult
@@ -109,6 +116,41 @@ def test_conflicting_values_cite_both_and_the_newest_prevails() -> None:
     assert rival_value(best, [candidate(passage("全区383名专职网格员。", doc="c"), "383名")]) is None
     text = answer_text(citations_for([best, other]), conflict=True)
     assert text.index("2022年5月") < text.index("2022年9月26日") and "以日期较新的报道为准" in text
+
+
+def test_a_value_per_unit_does_not_rival_a_total() -> None:
+    old = passage("“每个网格内配备1名网格长、1名专职网格员。目前全区190名专职网格员均已到位。", doc="a", date="2022-05")
+    new = passage("全区383名专职网格员定期巡查。", doc="b", date="2022-09-26")
+    best = candidate(new, "383名", 15.0)
+    per_grid = Candidate(old, "1名", old.text.index("1名专职"), old.text.index("1名专职") + 2,
+                         0, old.text.index("。") + 1, old.text[: old.text.index("。") + 1], 11.2)
+    assert per_unit(per_grid) and not per_unit(best)
+    total = candidate(old, "190名", 11.0)
+    assert rival_value(best, [per_grid, total]) is total  # rated a little above the total, as the reader did
+    assert rival_value(best, [per_grid]) is None
+
+
+def test_rate_words_and_the_counted_thing_pin_a_count_down() -> None:
+    p = passage("今年暑运江门站共计到发旅客77.87万人次。日均到发旅客超1.25万人次，同比增长13.06%。", title="江门站暑运")
+    info = analyse("今年暑运江门站日均到发旅客多少人次？", SEG)
+    assert info.rates == (("日均", "每天", "每日", "平均每天", "平均每日"),)
+    assert violation(info, candidate(p, "77.87万人次"), None) == "找到的段落没有提到“日均”的数字"
+    assert violation(info, candidate(p, "超1.25万人次"), None) is None
+    assert analyse("平均每天发送旅客多少人次？", SEG).rates == (("日均", "每天", "每日", "平均每天", "平均每日"),)
+
+    v = passage("疫情防控中，3000多名志愿者组成168个临时党支部，哪里有需要哪里就有“红马甲党员”。")
+    info = analyse("阳江市江城区共有多少名党员？", SEG)
+    assert (info.unit, info.counted[:1]) == ("名", ("党员",))
+    # 党员 is in the sentence but not in the clause of either count; 168个 is not counted in 名 either
+    assert violation(info, candidate(v, "3000多名"), None) == "找到的段落没有给出党员的数字"
+    assert violation(info, candidate(v, "168个"), None) == "找到的段落没有给出党员的数字"
+    members = passage("江门市目前有21万多名共产党员。")
+    assert violation(analyse("江门市目前有多少名党员？", SEG), candidate(members, "21万多名"), None) is None
+    assert violation(analyse("江门市目前有多少名共产党员？", SEG), candidate(passage("江门全市党员21万多名。"), "21万多名"),
+                     None) is None  # the head of 共产党员 is 党员
+    units = passage("江门全市已成立52个产业链党组织。")
+    assert violation(analyse("全市成立了多少名产业链党组织？", SEG), candidate(units, "52个"), None) == \
+        "找到的段落没有以“名”计的数字"
 
 
 def test_citations_and_dates() -> None:

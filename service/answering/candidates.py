@@ -40,6 +40,17 @@ class Candidate:
         return self.passage.doc_id
 
 
+_CLAUSE_MARKS = "，。；：！？,;!?\n"
+
+
+def clause_bounds(c: Candidate) -> tuple[int, int]:
+    """Where in its passage's text the clause holding the candidate's span begins and ends (between ，。；：…)."""
+    text, a, b = c.passage.text, c.span_start - c.passage.start, c.span_end - c.passage.start
+    begin = max(text.rfind(mark, 0, a) for mark in _CLAUSE_MARKS) + 1
+    ends = [i for i in (text.find(mark, b) for mark in _CLAUSE_MARKS) if i >= 0]
+    return begin, min(ends, default=len(text))
+
+
 def _holding(spans: list[tuple[int, int]], a: int, b: int) -> tuple[int, int]:
     """The sentence span(s) among a passage's `spans` that hold [a, b)."""
     inside = [(s, e) for s, e in spans if s < b and e > a]

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from index.store import LoadedIndex
-from service.answering.candidates import Candidate
+from service.answering.candidates import Candidate, clause_bounds
 
 # A rival value this close to the best (reader margin) is a disagreement, not noise: the margins of right answers
 # on the calibration set spread over about this much (interquartile range ~5).
@@ -116,9 +116,8 @@ def _unit(span: str) -> str:
 
 def per_unit(c: Candidate) -> bool:
     """Whether the span counts per unit ("每个网格内配备1名专职网格员"): 每 earlier in its clause."""
-    text, at = c.passage.text, c.span_start - c.passage.start
-    begin = max(text.rfind(mark, 0, at) for mark in "，。；：！？\n")
-    return "每" in text[begin + 1:at]
+    begin, _end = clause_bounds(c)
+    return "每" in c.passage.text[begin:c.span_start - c.passage.start]
 
 
 def rival_value(best: Candidate, others: list[Candidate]) -> Candidate | None:

@@ -1,5 +1,6 @@
 """What the reader cannot judge: whether the evidence holds what the question pins down (its year, period,
-batch, quoted names and places), and whether the passage says the fact is not known yet (另行通知)."""
+batch, quoted names, rate words such as 日均, the measure word a count is asked in, and places), and whether the
+passage says the fact is not known yet (另行通知)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import re
 
 from index.gazetteer import load_gazetteer
 from index.store import StoredDocument
-from service.answering.candidates import Candidate
+from service.answering.candidates import Candidate, clause_bounds
 from service.answering.question import QuestionInfo
 
 # a year the passage's facts are about, not one they are compared with ("比2023年增加53个村")
 _TOPIC_YEAR_RE = re.compile(r"(?<![比较])((?:19|20)\d{2})年(?!以来)")
 _NOT_YET_RE = re.compile(r"另行通知|另行公布|尚未确定|尚未公布|暂未|待定")
+# the measure word right after a span's last number (168个 → 个, 21万多名 → 名); 名, 人 and 位 count the same
+_SPAN_UNIT_RE = re.compile(r"[\d零一二两三四五六七八九十百千]+(?:\.\d+)?[万亿千百]*[多余]?"
+                           r"(人次|平方米|平方公里|公里|万元|亿元|[名个位人元项条次家支所座户本期场艘件岁天倍辆类种批亩])")
+_SAME_UNIT = {"人": "名", "位": "名"}
 
 
 def _year_supported(year: str, cand: Candidate) -> bool:
@@ -50,6 +55,19 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
         scope = doc.text if doc is not None and f"《{term}》" in info.text else p.text
         if term not in scope and term not in headings:
             return f"找到的段落没有提到“{term}”"
+    for group in info.rates:
+        if not any(w in cand.sentence for w in group):
+            return f"找到的段落没有提到“{group[0]}”的数字"
+    if info.answer_type == "number" and info.unit is not None:
+        # the count must be of what is asked (党员, not 志愿者 in the next words) and in its measure (名, not 个)
+        begin, end = clause_bounds(cand)
+        clause = p.text[begin:end]
+        # a word or its head (the last two characters: 共产党员 → 党员) names the thing counted
+        if info.counted and not any(w in clause or w[-2:] in clause for w in info.counted):
+            return f"找到的段落没有给出{info.counted[0]}的数字"
+        found = _SPAN_UNIT_RE.findall(cand.span)
+        if found and _SAME_UNIT.get(found[-1], found[-1]) != _SAME_UNIT.get(info.unit, info.unit):
+            return f"找到的段落没有以“{info.unit}”计的数字"
     cities = load_gazetteer().cities
     missing = []
     for pl in info.places:

@@ -48,6 +48,13 @@ QUESTION_WORDS = frozenset({
     "叫", "叫做", "称为", "哪一年", "哪年", "哪天", "几月", "包括", "哪几", "情况", "介绍", "说说", "告诉", "我",
     "多长时间", "多久", "大约", "大概", "左右", "如今", "至今", "哪方面", "哪种",
 })
+# Words that make a quantity a rate (日均到发旅客): the evidence must say the same rate, in one of its words.
+RATE_WORDS: tuple[tuple[str, ...], ...] = (
+    ("日均", "每天", "每日", "平均每天", "平均每日"), ("年均", "每年", "平均每年"), ("月均", "每月", "平均每月"),
+    ("人均", "每人"), ("平均",),
+)
+# the measure word a count question asks in (多少名, 几个)
+_ASKED_UNIT_RE = re.compile(r"(?:多少|几)(人次|平方米|平方公里|公里|万元|亿元|[名个位人元项条次家支所座户本期场艘件岁天倍辆类种批亩])")
 _FUTURE_RE = re.compile(r"明天|明日|后天|下周|下星期|下礼拜|下个月|今晚|明晚|未来几天|接下来几天")
 
 
@@ -62,6 +69,9 @@ class QuestionInfo:
     ordinals: tuple[str, ...] = ()  # 第二批 ...
     quoted: tuple[str, ...] = ()  # names the question puts in quotes (“质量月”, 《行动方案》)
     any_place: bool = False  # places joined by 和/与 (compare 江海区 and 江城区): one per sentence suffices
+    rates: tuple[tuple[str, ...], ...] = ()  # the RATE_WORDS groups the question names (日均 …)
+    unit: str | None = None  # the measure word a count is asked in (名 in 多少名党员)
+    counted: tuple[str, ...] = ()  # what that count counts: the words after the unit (多少名|党员, 多少辆|网约|专车)
 
     @property
     def factoid(self) -> bool:
@@ -109,7 +119,21 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
                         periods=tuple(dict.fromkeys(_PERIOD_RE.findall(q))),
                         ordinals=tuple(dict.fromkeys(_ORDINAL_RE.findall(q))),
                         quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
-                        any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)))
+                        any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)),
+                        rates=_rates(q), unit=(m.group(1) if (m := _ASKED_UNIT_RE.search(q)) else None),
+                        counted=_counted(q[m.end():], segmenter) if m else ())
+
+
+def _counted(after_unit: str, segmenter: Segmenter) -> tuple[str, ...]:
+    """The first two content words after the asked unit, when the first has two or more characters."""
+    words = [w for w in segmenter.content_words(after_unit) if w not in QUESTION_WORDS]
+    return tuple(words[:2]) if words and len(words[0]) >= 2 else ()
+
+
+def _rates(question: str) -> tuple[tuple[str, ...], ...]:
+    named = [g for g in RATE_WORDS if any(w in question for w in g)]
+    specific = [g for g in named if g != ("平均",)]
+    return tuple(specific or named)  # 平均每天 is the 日均 rate, not a second one
 
 
 _NUMERAL_RE = re.compile(r"[\d零一二两三四五六七八九十百千万亿几多半]")

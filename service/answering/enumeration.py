@@ -23,7 +23,7 @@ def whole_enumeration(text: str, a: int, b: int, word_spans: WordSpans,
                       stopwords: Collection[str]) -> tuple[int, int] | None:
     """``[a, b)`` widened to the run of 、-joined items it holds or touches within its clause; None when it
     touches no 、. An end item has no separator on its outer side, so there the reader's own boundary is kept
-    when it falls inside that item and leaves it no much longer than the inner items; otherwise the item is
+    when it falls inside that item and leaves it not much longer than the inner items; otherwise the item is
     cut to whole words about as long as the inner items (leading stopwords dropped). 等 closes the list."""
     a, b = _balanced(text, a, b)  # "筑牢“红色堡垒" touches the 、 after its closing mark
     lo, hi = a, b

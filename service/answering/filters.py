@@ -9,14 +9,13 @@ import re
 from index.gazetteer import load_gazetteer
 from index.store import StoredDocument
 from service.answering.candidates import Candidate, clause_bounds
-from service.answering.question import QuestionInfo
+from service.answering.question import MEASURES, QuestionInfo
 
 # a year the passage's facts are about, not one they are compared with ("比2023年增加53个村")
 _TOPIC_YEAR_RE = re.compile(r"(?<![比较])((?:19|20)\d{2})年(?!以来)")
 _NOT_YET_RE = re.compile(r"另行通知|另行公布|尚未确定|尚未公布|暂未|待定")
 # the measure word right after a span's last number (168个 → 个, 21万多名 → 名); 名, 人 and 位 count the same
-_SPAN_UNIT_RE = re.compile(r"[\d零一二两三四五六七八九十百千]+(?:\.\d+)?[万亿千百]*[多余]?"
-                           r"(人次|平方米|平方公里|公里|万元|亿元|[名个位人元项条次家支所座户本期场艘件岁天倍辆类种批亩])")
+_SPAN_UNIT_RE = re.compile(rf"[\d零一二两三四五六七八九十百千]+(?:\.\d+)?[万亿千百]*[多余]?({MEASURES})")
 _SAME_UNIT = {"人": "名", "位": "名"}
 
 

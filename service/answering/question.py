@@ -53,8 +53,9 @@ RATE_WORDS: tuple[tuple[str, ...], ...] = (
     ("日均", "每天", "每日", "平均每天", "平均每日"), ("年均", "每年", "平均每年"), ("月均", "每月", "平均每月"),
     ("人均", "每人"), ("平均",),
 )
-# the measure word a count question asks in (多少名, 几个)
-_ASKED_UNIT_RE = re.compile(r"(?:多少|几)(人次|平方米|平方公里|公里|万元|亿元|[名个位人元项条次家支所座户本期场艘件岁天倍辆类种批亩])")
+# measure words a count is asked and given in (多少名 … 21万多名)
+MEASURES = r"人次|平方米|平方公里|公里|万元|亿元|[名个位人元项条次家支所座户本期场艘件岁天倍辆类种批亩]"
+_ASKED_UNIT_RE = re.compile(rf"(?:多少|几)({MEASURES})")
 _FUTURE_RE = re.compile(r"明天|明日|后天|下周|下星期|下礼拜|下个月|今晚|明晚|未来几天|接下来几天")
 
 

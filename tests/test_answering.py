@@ -39,6 +39,18 @@ def test_a_list_question_gets_the_whole_list_as_its_short_answer(real_engine) ->
     assert a.short_answer in a.citations[0].quote
 
 
+def test_a_daily_figure_is_not_answered_with_the_total(real_engine) -> None:  # type: ignore[no-untyped-def]
+    a = real_engine.answer("今年暑运江门站日均到发旅客多少人次？")
+    assert not a.refused, a.to_dict()
+    assert a.short_answer == "超1.25万人次" and "日均" in a.citations[0].quote
+
+
+def test_a_count_of_something_else_is_refused(real_engine) -> None:  # type: ignore[no-untyped-def]
+    # the article counts volunteers (3000多名) and temporary branches (168个), never 江城区's party members
+    a = real_engine.answer("阳江市江城区共有多少名党员？")
+    assert a.refused and "党员" in a.answer, a.to_dict()
+
+
 def test_conflict_is_reported_with_both_dates(real_engine) -> None:  # type: ignore[no-untyped-def]
     a = real_engine.answer("江海区有多少名专职网格员？")
     assert not a.refused

@@ -28,8 +28,8 @@ if str(REPO) not in sys.path:  # policyqa is installed editable; this also cover
 from machine import cpu_info, describe  # noqa: E402  (bench/ is the script's folder)
 
 VARIANTS: dict[str, dict[str, Any] | None] = {
-    "fp32": None,
-    "int8 7-bit, FFN out fp32 (ships)": {"fp32_nodes": r"/layer\.\d+/output/dense/MatMul$"},
+    "fp32 (ships)": None,
+    "int8 7-bit, FFN out fp32": {"fp32_nodes": r"/layer\.\d+/output/dense/MatMul$"},
     "int8 7-bit, attention fp32": {"fp32_nodes": r"attention/(self/(query|key|value)|output/dense)/MatMul$"},
     "int8 per-channel 7-bit": {"weight_type": "QInt8", "per_channel": True, "reduce_range": True},
     "int8 per-channel full range": {"weight_type": "QInt8", "per_channel": True, "reduce_range": False},

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import jieba
 
+# a dictionary word this frequent is a common word (气候 6832, 工业 26775), unless tagged as a name
+COMMON_FREQ = 1000
+_NAME_TAGS = frozenset({"ns", "nr", "nrt", "nrfg", "nz", "nt"})
+
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 USERDICT = LEXICON_DIR / "userdict.txt"
 STOPWORDS = LEXICON_DIR / "stopwords.txt"
@@ -40,6 +44,7 @@ class Segmenter:
         self.hash = lexicon_hash(userdict, stopwords)
         self._tokenizer = jieba.Tokenizer()
         self._ready = False
+        self._tags: dict[str, str] | None = None  # jieba's part-of-speech table, read on first use
         self._lock = threading.Lock()
 
     def _ensure(self) -> None:
@@ -72,6 +77,21 @@ class Segmenter:
                 continue
             out.append(w)
         return out
+
+    def common_word(self, word: str) -> bool:
+        """A frequent word of jieba's dictionary that is not a proper name (气候, 工业, 撤; not 江城, 荷塘)."""
+        self._ensure()
+        if self._tokenizer.FREQ.get(word, 0) < COMMON_FREQ:
+            return False
+        if self._tags is None:
+            import jieba.posseg  # its HMM tables load on import: only when a place word is checked
+
+            with self._lock:
+                if self._tags is None:
+                    tags = dict(jieba.posseg.POSTokenizer(self._tokenizer).word_tag_tab)
+                    tags.update(self._tokenizer.user_word_tag_tab)
+                    self._tags = tags
+        return self._tags.get(word, "n") not in _NAME_TAGS
 
     def content_words(self, text: str) -> list[str]:
         return [w for w in self.words(text.lower()) if w not in self.stopwords]

@@ -42,5 +42,5 @@ def test_the_whole_list_around_the_span(text: str, span: str, whole: str) -> Non
     ("推动“多网合一”构建综合网格，将各类网格统一整合成“一张网”。", "综合网格"),  # no 、 in its clause
     ("主要提升去往广州、湛江、成都等方向的运力运能，满足旅客出行需求。", "运力运能"),  # a list nearby, not touched
 ])
-def test_no_list_no_short_answer(text: str, span: str) -> None:
+def test_no_enumeration_no_widening(text: str, span: str) -> None:
     assert widen(text, span) is None

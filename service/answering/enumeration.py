@@ -26,6 +26,8 @@ def whole_enumeration(text: str, a: int, b: int, word_spans: WordSpans,
     touches no 、. An end item has no separator on its outer side, so there the reader's own boundary is kept
     when it falls inside that item and leaves it not much longer than the inner items; otherwise the item is
     cut to whole words about as long as the inner items (leading stopwords dropped). 等 closes the list."""
+    if a > 0 and b < len(text) and (text[a - 1], text[b]) in _PAIRS and SEPARATOR not in text[a:b]:
+        a, b = a - 1, b + 1  # the reader's span stops inside the marks: 朱学论集 of 《朱学论集》、《…》
     a, b = _balanced(text, a, b)  # "筑牢“红色堡垒" touches the 、 after its closing mark
     lo, hi = a, b
     while lo > 0 and text[lo - 1] not in _CLAUSE_END:

@@ -36,7 +36,8 @@ Progress = Callable[[str], None]
 # 1,000; DRCD hold-out of 300): fp32 EM / F1 49.0 / 69.7 and 69.7 / 82.5; int8 with the FFN outputs fp32 (shipped
 # before) 48.1 / 68.9 and 69.3 / 82.3; all-int8 46.7 / 67.5 and 68.0 / 81.0. fp32 reads 1.4x slower than that
 # int8 reader on equal batches, which running each window on its own (onnx_reader.py: no padding) pays for:
-# on seeds-dev's top-3 passages, 224 ms a question as before with one padded batch of int8 windows.
+# bench/bench_reader_runs.py on seeds-dev's top-3 passages, 207 ms a question against 204 ms for the int8 reader in
+# one padded batch (the runtime before).
 READER_PRECISION = "fp32"
 
 

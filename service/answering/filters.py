@@ -36,27 +36,27 @@ def _year_mentions(text: str) -> list[set[str]]:
     return [years for _pos, years in sorted(found, key=lambda f: f[0])]
 
 
-def _year_supported(year: str, cand: Candidate) -> bool:
-    """The sentence's facts are from `year`: it says so, or the passage's last year mention before it does,
-    or (nothing dated) the article's own date does."""
+def _year_supported(years: set[str], cand: Candidate) -> bool:
+    """The sentence's facts are from one of `years`: it says so, or the passage's last year mention before it
+    does, or (nothing dated) the article's own date does."""
     p = cand.passage
     stated = _year_mentions(cand.sentence)
     if stated:
-        return any(year in m for m in stated)
-    if year in p.title or any(year in s for s in p.section):
+        return any(years & m for m in stated)
+    if any(y in p.title or any(y in s for s in p.section) for y in years):
         return True
     before = _year_mentions(p.text[: cand.start - p.start])
     if before:
-        return year in before[-1]
+        return bool(years & before[-1])
     if re.search(r"(?:19|20)\d{2}年", p.text):
-        return False  # the passage dates its facts, and not with this year
+        return False  # the passage dates its facts, and not with these years
     if not p.date[:4].isdigit():
         return False
     # an undated fact in a dated article ("今年"); an article from January or February may look back on
     # the year just ended (the 2025-01 review of 2024)
     doc_year = int(p.date[:4])
     early = len(p.date) >= 7 and p.date[5:7].isdigit() and int(p.date[5:7]) <= 2
-    return int(year) == doc_year or (early and int(year) == doc_year - 1)
+    return any(int(y) == doc_year or (early and int(y) == doc_year - 1) for y in years)
 
 
 def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -> str | None:
@@ -64,10 +64,10 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
     p = cand.passage
     headings = f"{p.title} {' '.join(p.section)} {p.date} {doc.title if doc else ''} {doc.region if doc else ''}"
     for y in info.years:
-        if not _year_supported(y, cand):
+        if not _year_supported({y}, cand):
             return f"找到的段落没有提到{y}年的情况"
     for first, last in info.year_ranges:
-        if not any(_year_supported(str(y), cand) for y in range(first, last + 1)):
+        if not _year_supported({str(y) for y in range(first, last + 1)}, cand):
             return f"找到的段落没有提到{first}—{last}年间的情况"
     for term in (*info.periods, *info.ordinals, *info.quoted):
         # a document's short title (《实施意见》) may be named anywhere in the article the sentence is from

@@ -1,5 +1,6 @@
 """How to feed the reader its windows: one padded batch per question, or one ONNX run per window; fp32 (ships)
-against the int8 reader shipped before (FFN output projections fp32), side by side in one process.
+against the int8 reader shipped before (FFN output projections fp32); one ONNX Runtime thread against two (ships,
+POLICYQA_READER_THREADS); side by side in one process.
 
 Each question of the set is retrieved once; the reader then reads the windows of its top --passages passages
 in every way compared, the ways taking turns on each question so that they share the CPU alike. Printed: mean
@@ -75,7 +76,8 @@ def main() -> int:
     engine = Engine(load_settings())
     engine.ensure_index()
     answerer = engine.answerer()
-    fp32 = answerer.reader.reader
+    fp32 = OnnxReader(answerer.reader.folder, threads=1)
+    fp32_two = OnnxReader(answerer.reader.folder, threads=2)
     questions = [json.loads(line)["question"] for line in args.set.read_text(encoding="utf-8").splitlines()
                  if line.strip()]
     with tempfile.TemporaryDirectory(prefix="policyqa-runs-") as tmp:
@@ -89,7 +91,8 @@ def main() -> int:
             "int8 (FFN out fp32), one padded batch (before)": lambda ws: padded_batch(int8, ws),
             "int8 (FFN out fp32), one run per window": lambda ws: per_window(int8, ws),
             "fp32, one padded batch": lambda ws: padded_batch(fp32, ws),
-            "fp32, one run per window (ships)": lambda ws: per_window(fp32, ws),
+            "fp32, one run per window": lambda ws: per_window(fp32, ws),
+            "fp32, one run per window, two threads (ships)": lambda ws: per_window(fp32_two, ws),
         }
         passes: dict[str, list[float]] = {name: [] for name in ways}
         for _ in range(args.repeat):

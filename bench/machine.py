@@ -17,13 +17,18 @@ LIBRARIES = ("onnxruntime", "torch", "transformers", "sentence-transformers", "f
 
 def cpu_info() -> dict[str, Any]:
     model, flags = platform.processor() or "unknown", set[str]()
+    # "AMD EPYC" names Zen 4 (cpu family 25) and Zen 5 (26) alike, and their speeds differ about 2x
+    ids: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name":
+            key = key.strip()
+            if key == "model name":
                 model = value.strip()
-            elif key.strip() == "flags":
+            elif key == "flags":
                 flags = set(value.split())
+            elif key in ("cpu family", "model"):
+                ids.setdefault(key, value.strip())
     except OSError:
         pass
     versions: dict[str, str | None] = {}
@@ -32,11 +37,12 @@ def cpu_info() -> dict[str, Any]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
-    return {"model": model, "vcpus": os.cpu_count(), "flags": [f for f in SPEED_FLAGS if f in flags],
+    return {"model": model, "family": " ".join(f"{k} {v}" for k, v in ids.items()), "vcpus": os.cpu_count(), "flags": [f for f in SPEED_FLAGS if f in flags],
             "versions": versions, "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def describe(cpu: dict[str, Any]) -> str:
     flags = " ".join(cpu["flags"]) or "none of " + ", ".join(SPEED_FLAGS)
     libs = ", ".join(f"{k} {v or 'not installed'}" for k, v in cpu["versions"].items())
-    return f"CPU: {cpu['model']} ({cpu['vcpus']} vCPUs); speed flags: {flags}\nversions: {libs}"
+    family = f", {cpu['family']}" if cpu.get("family") else ""
+    return f"CPU: {cpu['model']} ({cpu['vcpus']} vCPUs{family}); speed flags: {flags}\nversions: {libs}"

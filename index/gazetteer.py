@@ -1,5 +1,5 @@
-"""Domain words kept as data (index/lexicon/places.tsv, aliases.tsv): the places a question may name and the
-other names a question may use for them."""
+"""Domain words kept as data (index/lexicon/places.tsv, aliases.tsv, roles.txt): the places a question may name,
+the other names a question may use for them, and the posts whose holder it may ask for."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from index.segmentation import LEXICON_DIR
 
 PLACES = LEXICON_DIR / "places.tsv"
 ALIASES = LEXICON_DIR / "aliases.tsv"
+ROLES = LEXICON_DIR / "roles.txt"
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -44,3 +45,9 @@ def load_gazetteer(places: Path = PLACES, aliases: Path = ALIASES) -> Gazetteer:
             place_aliases.append(alias)
     return Gazetteer(places=tuple(r[0] for r in rows), cities=frozenset(r[0] for r in rows if r[1] == "city"),
                      aliases={a: tuple(n) for a, n in amap.items()}, place_aliases=tuple(place_aliases))
+
+
+@lru_cache(maxsize=4)
+def load_roles(path: Path = ROLES) -> tuple[str, ...]:
+    """The posts, longest first (副市长 before 市长)."""
+    return tuple(sorted((r[0].strip() for r in _rows(path)), key=len, reverse=True))

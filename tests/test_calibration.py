@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from service.answering.calibration import (
     CALIBRATION_FILE,
     FEATURES,
+    SURE_SLACK,
     Thresholds,
     _curve,
     _out_of_fold,
     calibrate,
     load_questions,
+    sure_margin,
 )
 
 
@@ -53,6 +58,23 @@ def test_out_of_fold_confidences_come_from_models_that_did_not_see_the_row(monke
     for r in range(calibration.CV_REPEATS):  # within a repeat each row is left out of exactly one fit
         fits = seen[r * folds:(r + 1) * folds]
         assert all(sum(i not in f for f in fits) == 1 for i in range(80))
+
+
+def test_the_sure_margin_clears_every_lower_passage_seen() -> None:
+    def row(rank1: float, lower: float) -> tuple[dict, SimpleNamespace]:  # type: ignore[type-arg]
+        return {}, SimpleNamespace(signals={"rank1_margin": rank1, "lower_margin": lower})
+
+    # the 6.7 first passage that a lower 11.8 beat does not set the bound; the best lower span does
+    rows = [row(6.7, 11.8), row(14.0, 9.0), row(13.0, -20.0), row(-20.0, 2.0)]
+    got = sure_margin(rows)  # type: ignore[arg-type]
+    assert got["sure_margin"] == round(11.8 + SURE_SLACK, 2)
+    assert got["highest_lower_passage"] == 11.8 and got["first_passages_above"] == 2
+    # no lower passage ever gave a span: no bound, and a calibration without one reads every passage
+    none = sure_margin([row(14.0, -20.0)])  # type: ignore[list-item]
+    assert none["sure_margin"] is None
+    data = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    data["thresholds"]["sure_margin"] = None
+    assert Thresholds.from_dict(data).sure_margin == math.inf
 
 
 def test_the_shipped_calibration_loads() -> None:

@@ -55,6 +55,27 @@ def test_answer_types(question: str, kind: str) -> None:
     assert analyse(question, SEG).answer_type == kind
 
 
+@pytest.mark.parametrize(("question", "role"), [
+    ("江门市委组织部部长是谁？", "组织部部长"),
+    ("2024年9月3日到江门双碳实验室调研，哪位副市长参加了调研？", "副市长"),  # the longer post wins
+    ("谁是江门市委书记？", "市委书记"),
+    ("江门市纪委书记是谁？", "纪委书记"),  # not the 市委书记
+    ("新会陈皮产业链党委的书记是谁？", "书记"),
+    ("睦洲派出所所长叫什么名字？", "所长"),
+    ("这本书的作者是谁？", None),  # not a post
+    ("江门市有多少名党员？", None),
+])
+def test_the_post_a_person_question_asks_about(question: str, role: str | None) -> None:
+    assert analyse(question, SEG).role == role
+
+
+def test_a_name_beside_another_post_is_not_the_holder_asked_for() -> None:
+    p = passage("市委书记陈岸明出席会议并讲话。市委常委、组织部部长李某主持会议。", title="江门召开会议")
+    info = analyse("江门市委组织部部长是谁？", SEG)
+    assert violation(info, candidate(p, "陈岸明"), None) == "找到的段落没有说明谁是组织部部长"
+    assert violation(info, candidate(p, "李某"), None) is None
+
+
 def test_periods_ordinals_quotes_and_places() -> None:
     info = analyse("“十四五”期间江门市第二批党群服务好项目有多少个？", SEG)
     assert info.periods == ("十四五",) and info.ordinals == ("第二批",) and "十四五" in info.quoted

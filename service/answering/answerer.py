@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from index.gazetteer import load_gazetteer
-from service.answering.calibration import Thresholds
-from service.answering.candidates import Candidate, PassageReader
+from service.answering.calibration import NO_MARGIN, Thresholds
+from service.answering.candidates import Candidate, PassageReader, adjusted
 from service.answering.compose import (
     Citation,
     Statement,
@@ -94,12 +94,12 @@ class Answerer:
             return self._refusal(resp, info, "out_of_scope", "资料库收录的是已发表的报道，不能回答关于今后几天的问题",
                                  0.0, {}, shown, timings, t0)
         t1 = time.perf_counter()
-        cands = self.reader.candidates(resp.query, passages[: self.read_passages], self.thresholds.rank_prior)
+        judged, read = self._read(info, resp.query, passages[: self.read_passages])
         timings["read"] = round((time.perf_counter() - t1) * 1000, 3)
-        judged = [(c, violation(info, c, self.index.documents.get(c.doc_id))) for c in cands]
         consistent = [c for c, v in judged if v is None]
         best = consistent[0] if consistent else None
-        signals = self._signals(info, cands, best, passages)
+        signals = self._signals(info, judged, best, passages)
+        signals["passages_read"] = float(read)
         confidence = self.thresholds.confidence(signals)
         first_violation = judged[0][1] if judged else None
         if best is None:
@@ -123,6 +123,27 @@ class Answerer:
         timings["total"] = round((time.perf_counter() - t0) * 1000, 3)
         return Answer(resp.query, answer_text(citations, conflict), short, info.answer_type, False, None, confidence,
                       conflict, citations, shown, resp.generation, timings, signals)
+
+    def _read(self, info: QuestionInfo, query: str,
+              passages: tuple[SearchResult, ...]) -> tuple[list[tuple[Candidate, str | None]], int]:
+        """The reader's candidates with each one's filter verdict (None: consistent), best first, and how many
+        passages were read. The first passage is read alone first; the others only when its best consistent span
+        is below the calibrated sure margin (above any lower passage's best span, after its rank prior, on the
+        calibration set), or when the question asks for a number that another document there might state
+        differently (conflicts)."""
+        prior = self.thresholds.rank_prior
+        judged = self._judge(info, self.reader.candidates(query, passages[:1], prior))
+        first = next((c.margin for c, v in judged if v is None), None)
+        if len(passages) < 2 or (
+                first is not None and first >= self.thresholds.sure_margin
+                and (info.answer_type != "number" or all(p.doc_id == passages[0].doc_id for p in passages[1:]))):
+            return judged, min(1, len(passages))
+        judged += self._judge(info, self.reader.candidates(query, passages[1:], prior))
+        judged.sort(key=lambda cv: -adjusted(cv[0], prior))  # stable: ties keep passage order, as in one read
+        return judged, len(passages)
+
+    def _judge(self, info: QuestionInfo, cands: list[Candidate]) -> list[tuple[Candidate, str | None]]:
+        return [(c, violation(info, c, self.index.documents.get(c.doc_id))) for c in cands]
 
     @staticmethod
     def _choose(info: QuestionInfo, best: Candidate, consistent: list[Candidate]) -> tuple[list[Candidate], bool]:
@@ -172,7 +193,7 @@ class Answerer:
     def _unseen(self, word: str) -> bool:
         return all(self.index.sparse.doc_freq(t) == 0 for t in (self.segmenter.tokens(word) or [word]))
 
-    def _signals(self, info: QuestionInfo, cands: list[Candidate], best: Candidate | None,
+    def _signals(self, info: QuestionInfo, judged: list[tuple[Candidate, str | None]], best: Candidate | None,
                  passages: tuple[SearchResult, ...]) -> dict[str, float]:
         aliases = load_gazetteer().aliases
         seen = " ".join(f"{p.title} {p.text}" for p in passages[: self.read_passages])
@@ -180,10 +201,15 @@ class Answerer:
         # the articles do not cover
         missing_rare = sum(1 for w in info.keywords if len(w) >= 2 and w not in seen
                            and not any(a in seen for a in aliases.get(w, ())) and self._unseen(w))
-        top = cands[0].margin if cands else -20.0
-        margin = best.margin if best is not None else -20.0
+        top = judged[0][0].margin if judged else NO_MARGIN
+        margin = best.margin if best is not None else NO_MARGIN
+        rank1 = max((c.margin for c, v in judged if v is None and c.passage.rank == 1), default=NO_MARGIN)
+        lower = max((adjusted(c, self.thresholds.rank_prior) for c, v in judged if v is None and c.passage.rank > 1),
+                    default=NO_MARGIN)
         return {"margin": margin, "gap": min(20.0, max(0.0, top - margin)),
                 "type_fit": 1.0 if best is not None and fits_type(info.answer_type, best.span) else 0.0,
                 "explanatory": 1.0 if info.explanatory or info.answer_type == "yesno" else 0.0,
                 "dense_top": max((p.dense_score or 0.0) for p in passages) if passages else 0.0,
-                "missing_rare": float(min(missing_rare, 2))}
+                "missing_rare": float(min(missing_rare, 2)),
+                # not in the confidence model: what calibration reads the sure margin off
+                "rank1_margin": rank1, "lower_margin": lower}

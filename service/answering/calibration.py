@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from service.answering.answerer import Answerer
+    from service.answering.answerer import Answer, Answerer
+
+NO_MARGIN = -20.0  # the margin signal when there is no span
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 # The passages' cosine similarity is left out on purpose: its scale depends on the corpus and the question style
@@ -28,6 +30,7 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 FEATURES = ("margin", "gap", "type_fit", "explanatory", "missing_rare")
 L2 = 0.05
 F1_TOLERANCE = 0.03
+SURE_SLACK = 0.5  # the sure margin's room above the best lower-passage span of the calibration set
 CV_FOLDS, CV_REPEATS = 5, 10
 
 
@@ -42,6 +45,9 @@ class Thresholds:
     # what a span from the passage at rank r gives up against rank 1's: the log prior odds that the answer is
     # first found there rather than at rank 1 (rank_prior[r - 1]; the last value for lower ranks)
     rank_prior: tuple[float, ...] = (0.0, 1.0, 2.0)
+    # a consistent span of the first passage this sure settles the answer: the other passages are not read
+    # (infinite: always read them all)
+    sure_margin: float = math.inf
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Thresholds:
@@ -58,7 +64,7 @@ class Thresholds:
         return cls(weights=tuple((k, float(model["weights"][k])) for k in FEATURES if k in model["weights"]),
                    bias=float(model["bias"]), reader=str(data.get("reader", "")), rank_prior=prior,
                    **{k: float(v) for k, v in data["thresholds"].items()
-                      if k in ("min_confidence", "out_of_scope_dense")})
+                      if k in ("min_confidence", "out_of_scope_dense", "sure_margin") and v is not None})
 
     def confidence(self, signals: dict[str, float]) -> float:
         z = self.bias + sum(w * signals.get(name, 0.0) for name, w in self.weights)
@@ -128,11 +134,25 @@ def rank_prior(answerer: Answerer, questions: list[dict[str, Any]]) -> dict[str,
     return {"first_holding_rank": first[:n], "none": first[n], "penalty": penalty}
 
 
+def sure_margin(rows: list[tuple[dict[str, Any], Answer]]) -> dict[str, Any]:
+    """How sure the first passage's best consistent span must be for the other passages not to be read: above
+    the best consistent span (less its rank prior) that any lower passage gave on the calibration set, with
+    SURE_SLACK to spare. Not "above the surest first passage a lower one beat": such a bound (4.9 here) let an
+    11.8 span of passage 2 go unread behind a 6.7 one. `rows`: answers that read every passage."""
+    lower = [a.signals["lower_margin"] for _, a in rows if a.signals.get("lower_margin", NO_MARGIN) > NO_MARGIN]
+    value = round(max(lower) + SURE_SLACK, 2) if lower else None  # no lower span seen: always read them all
+    return {"sure_margin": value, "highest_lower_passage": round(max(lower), 3) if lower else None,
+            "slack": SURE_SLACK,
+            "first_passages_above": sum(1 for _, a in rows
+                                        if value is not None and a.signals.get("rank1_margin", NO_MARGIN) >= value)}
+
+
 def calibrate(answerer: Answerer, questions: list[dict[str, Any]], set_name: str) -> dict[str, Any]:
     prior = rank_prior(answerer, questions)
     probe = answerer.with_thresholds(replace(answerer.thresholds, min_confidence=0.0,
-                                             rank_prior=tuple(prior["penalty"])))
+                                             rank_prior=tuple(prior["penalty"]), sure_margin=math.inf))
     rows = [(q, probe.answer(q["question"])) for q in questions]
+    sure = sure_margin(rows)
     # filter refusals (other year/place, not announced, future) stand; the model learns from the rest
     free = [(q, a) for q, a in rows if not a.refused]
     x = np.array([[a.signals[f] for f in FEATURES] for _, a in free], dtype=float)
@@ -161,8 +181,10 @@ def calibrate(answerer: Answerer, questions: list[dict[str, Any]], set_name: str
         "questions": len(rows), "answerable": int(sum(1 for q, _ in rows if q["answerable"])),
         "unanswerable": counts[2],
         "model": {"features": list(FEATURES), "weights": dict(model.weights), "bias": model.bias},
-        "thresholds": {"min_confidence": round(t, 3), "out_of_scope_dense": model.out_of_scope_dense},
+        "thresholds": {"min_confidence": round(t, 3), "out_of_scope_dense": model.out_of_scope_dense,
+                       "sure_margin": sure["sure_margin"]},
         "rank_prior": prior,
+        "sure_margin": sure,
         "out_of_fold": {"folds": CV_FOLDS, "repeats": CV_REPEATS, "refusal_precision": round(prec, 4),
                         "refusal_recall": round(rec, 4), "refusal_f1": round(f1, 4)},
     }

@@ -75,7 +75,7 @@ def whole_quantity(text: str, a: int, b: int) -> tuple[int, int]:
 
 
 class PassageReader:
-    """The assembled int8 reader, loaded once per engine."""
+    """The assembled reader, loaded once per engine."""
 
     def __init__(self, folder: Path, *, threads: int = 1) -> None:
         from index.reader.onnx_reader import OnnxReader
@@ -97,8 +97,12 @@ class PassageReader:
                 s, e = _holding(sentences, a, b)
                 out.append(Candidate(p, p.text[a:b], p.start + a, p.start + b, p.start + s, p.start + e,
                                      p.text[s:e], sp.margin))
-        def prior(rank: int) -> float:
-            return rank_prior[min(rank, len(rank_prior)) - 1] if rank_prior else 0.0
-
-        out.sort(key=lambda c: -(c.margin - prior(c.passage.rank)))
+        out.sort(key=lambda c: -adjusted(c, rank_prior))
         return out
+
+
+def adjusted(c: Candidate, rank_prior: Sequence[float]) -> float:
+    """A candidate's margin less its passage rank's prior (``rank_prior[r - 1]``, the last value for lower
+    ranks): what candidates of different passages are ordered by."""
+    rank = c.passage.rank
+    return c.margin - (rank_prior[min(rank, len(rank_prior)) - 1] if rank_prior else 0.0)

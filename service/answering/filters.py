@@ -94,6 +94,9 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
             return f"找到的段落没有给出{info.counted[0]}的数字"
         if found and not same_unit:
             return f"找到的段落没有以“{info.unit}”计的数字"
+    if info.role is not None and info.role not in cand.sentence:
+        # the name beside another post (市委书记陈岸明 for 组织部部长是谁) does not answer it
+        return f"找到的段落没有说明谁是{info.role}"
     cities = load_gazetteer().cities
     missing = []
     for pl in info.places:

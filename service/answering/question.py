@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.gazetteer import load_gazetteer
+from index.gazetteer import load_gazetteer, load_roles
 from index.segmentation import Segmenter
 
 # Order matters: the first pattern that matches decides the type.
@@ -76,6 +76,7 @@ class QuestionInfo:
     rates: tuple[tuple[str, ...], ...] = ()  # the RATE_WORDS groups the question names (日均 …)
     unit: str | None = None  # the measure word a count is asked in (名 in 多少名党员)
     counted: tuple[str, ...] = ()  # what that count counts: the words after the unit (多少名|党员, 多少辆|网约|专车)
+    role: str | None = None  # the post whose holder a person question asks for (部长 in 组织部部长是谁)
 
     @property
     def factoid(self) -> bool:
@@ -128,7 +129,30 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
                         quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
                         any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)),
                         year_ranges=ranges, rates=_rates(q), unit=(m.group(1) if (m := _ASKED_UNIT_RE.search(q)) else None),
-                        counted=_counted(q[m.end():], segmenter) if m else ())
+                        counted=_counted(q[m.end():], segmenter) if m else (), role=asked_role(q))
+
+
+_WHO_AFTER_RE = re.compile(r"是谁|是哪位|叫什么名字|姓名|是何人|是什么人")
+
+
+def asked_role(question: str) -> str | None:
+    """The post a question asks the holder of: just before 是谁 (江门市委组织部部长是谁), just after 哪位
+    (哪位副市长参加了调研) or closing 谁是… (谁是江门市委书记); posts are data (index/lexicon/roles.txt)."""
+    roles = load_roles()
+    m = _WHO_AFTER_RE.search(question)
+    if m:
+        before = question[:m.start()].rstrip("的")
+        found = next((r for r in roles if before.endswith(r)), None)
+        if found:
+            return found
+    m = re.search("哪位|哪一位", question)
+    if m:
+        return next((r for r in roles if question.startswith(r, m.end())), None)
+    m = re.search("谁是", question)  # 谁是江门市委书记
+    if m:
+        rest = question[m.end():].rstrip("？?。 ")
+        return next((r for r in roles if rest.endswith(r)), None)
+    return None
 
 
 def year_range(m: re.Match[str]) -> tuple[int, int] | None:

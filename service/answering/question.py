@@ -76,7 +76,7 @@ class QuestionInfo:
     rates: tuple[tuple[str, ...], ...] = ()  # the RATE_WORDS groups the question names (日均 …)
     unit: str | None = None  # the measure word a count is asked in (名 in 多少名党员)
     counted: tuple[str, ...] = ()  # what that count counts: the words after the unit (多少名|党员, 多少辆|网约|专车)
-    role: str | None = None  # the post whose holder a person question asks for (部长 in 组织部部长是谁)
+    role: str | None = None  # the post whose holder a person question asks for (组织部部长 in 江门市委组织部部长是谁)
 
     @property
     def factoid(self) -> bool:

@@ -37,8 +37,9 @@ def cpu_info() -> dict[str, Any]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
-    return {"model": model, "family": " ".join(f"{k} {v}" for k, v in ids.items()), "vcpus": os.cpu_count(), "flags": [f for f in SPEED_FLAGS if f in flags],
-            "versions": versions, "load_avg_1m": round(os.getloadavg()[0], 2)}
+    return {"model": model, "family": " ".join(f"{k} {v}" for k, v in ids.items()), "vcpus": os.cpu_count(),
+            "flags": [f for f in SPEED_FLAGS if f in flags], "versions": versions,
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def describe(cpu: dict[str, Any]) -> str:

@@ -8,6 +8,8 @@ import re
 # or at a line break. "……" counts as one terminator.
 _SENT_RE = re.compile(r"[^\n。！？!?；;…]*(?:(?:[。！？!?；;]+|…+)[”’」』）)\"']*|\n|$)")
 FINAL_PUNCT_RE = re.compile(r"(?:[。！？!?；;]|…+)[”’」』）)\"']*$")
+# Marks that enclose a name or a quotation: an answer span holds both halves or neither.
+PAIRED_MARKS = {"“": "”", "「": "」", "《": "》", "（": "）", "(": ")", "‘": "’"}
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:

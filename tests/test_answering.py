@@ -55,6 +55,24 @@ def test_a_count_of_something_else_is_refused(real_engine) -> None:  # type: ign
     assert a.refused and "党员" in a.answer, a.to_dict()
 
 
+def test_a_sum_of_money_is_answered_in_yuan(real_engine) -> None:  # type: ignore[no-untyped-def]
+    a = real_engine.answer("江城区投入了多少资金改造升级“老危旧小”社区党群服务中心？")
+    assert not a.refused and a.short_answer == "超2200万元", a.to_dict()  # not 56个 (centres) in the same sentence
+    b = real_engine.answer("江门强基工程《行动方案》（2024—2026年）的总预算是多少？")
+    assert b.refused and "以“元”计" in b.answer, b.to_dict()  # the plan counts 8个方面20条, never money
+
+
+def test_a_year_compared_with_is_not_the_year_asked_about(real_engine) -> None:  # type: ignore[no-untyped-def]
+    a = real_engine.answer("2024年江门村集体经济经营性收入超100万元的村比2023年增加了多少个？")
+    assert not a.refused and a.short_answer == "53个", a.to_dict()
+
+
+def test_a_refusal_gives_no_reason_the_evidence_contradicts(real_engine) -> None:  # type: ignore[no-untyped-def]
+    # the reader rates 8600个 (sailings) above 135万人次, which passes the filters: "no count in 人次" would be false
+    a = real_engine.answer("今年暑假坐船出海游玩的人很多，江门水上旅游一共运送了多少人次？")
+    assert (not a.refused and a.short_answer == "135万人次") or "以“人次”计" not in a.answer, a.to_dict()
+
+
 def test_conflict_is_reported_with_both_dates(real_engine) -> None:  # type: ignore[no-untyped-def]
     a = real_engine.answer("江海区有多少名专职网格员？")
     assert not a.refused

@@ -11,7 +11,7 @@ from index.fusion import rrf, score_fusion
 from index.gazetteer import load_gazetteer
 from index.reader.features import Window, top_spans
 from index.segmentation import Segmenter
-from service.answering.candidates import Candidate
+from service.answering.candidates import Candidate, whole_quantity
 from service.answering.compose import (
     answer_text,
     citations_for,
@@ -118,6 +118,53 @@ def test_year_filter_reads_the_sentence_the_passage_and_the_date() -> None:
     assert violation(analyse("2022年暑运江门站发送旅客多少人次？", SEG), candidate(undated, "37.5万人次"), None)
 
 
+def test_a_year_compared_with_is_not_the_year_asked_about() -> None:
+    info = analyse("2024年江门村集体经济经营性收入超100万元的村比2023年增加了多少个？", SEG)
+    assert (info.years, info.compared) == (("2024",), ("2023",))
+    p = passage("2024年，江门60%以上村集体经济经营性收入超100万元，比2023年增加53个村。")
+    assert violation(info, candidate(p, "53个"), None) is None
+    # the right year, but no comparison with 2023
+    assert violation(info, candidate(passage("2024年，江门新增53个村。"), "53个"), None) == "找到的段落没有与2023年比较"
+    assert analyse("与2019年相比，2020年江门的产值增长了多少？", SEG).compared == ("2019",)
+
+
+def test_money_and_people_asked_without_a_measure_word() -> None:
+    spent = passage("截至目前,江城区已投入超2200万元,完成56个“老危旧小”社区党群服务中心的改造升级。")
+    info = analyse("江城区投入了多少资金改造升级社区党群服务中心？", SEG)
+    assert (info.unit, info.counted) == ("元", ())
+    assert violation(info, candidate(spent, "56个"), None) == "找到的段落没有以“元”计的数字"
+    assert violation(info, candidate(spent, "超2200万元"), None) is None
+    assert analyse("《行动方案》的总预算是多少？", SEG).unit == "元"
+    assert analyse("唐鱼的体长约为多少？", SEG).unit is None  # not money
+    # a foreign currency is not a count in another measure
+    assert violation(analyse("华堡于1957年的售价是多少？", SEG), candidate(passage("1957年华堡售价0.37美元。"), "0.37美元"),
+                     None) is None
+    people = analyse("阳江江城区有多少党员报名当了志愿者？", SEG)
+    assert (people.unit, people.counted) == ("名", ("党员",))
+    v = passage("阳江市江城区3000多名志愿者组成168个临时党支部。")
+    assert violation(people, candidate(v, "168个"), None) == "找到的段落没有给出党员的数字"
+
+
+def test_a_single_day_figure_is_not_a_total() -> None:
+    info = analyse("2024年暑运江门站单日最高到发旅客多少人次？", SEG)
+    assert info.rates == (("单日", "单天"),)
+    p = passage("今年暑运江门站共计到发旅客77.87万人次。江门站最高峰单日到发旅客2.6万人次。", date="2024-09-02")
+    assert violation(info, candidate(p, "77.87万人次"), None) == "找到的段落没有提到“单日”的数字"
+    assert violation(info, candidate(p, "2.6万人次"), None) is None
+
+
+@pytest.mark.parametrize(("text", "span", "whole"), [
+    ("暑期客流逾10万人次。", "10万人次", "逾10万人次"),
+    ("党员占比近六成，队伍年轻。", "六成", "近六成"),  # a quantity in Chinese numerals takes its qualifier too
+    ("60%以上村集体经济收入超100万元。", "60%", "60%以上"),
+    ("全市统一部署。", "统一", "统一"),  # 一 inside a word is not a quantity
+])
+def test_a_quantity_is_quoted_whole(text: str, span: str, whole: str) -> None:
+    a = text.index(span)
+    b0, b1 = whole_quantity(text, a, a + len(span))
+    assert text[b0:b1] == whole
+
+
 def test_first_is_also_said_with_shou() -> None:
     p = passage("江门市首批党群服务好项目共12个。")
     assert violation(analyse("江门市第一批党群服务好项目有多少个？", SEG), candidate(p, "12个"), None) is None
@@ -188,7 +235,7 @@ def test_rate_words_and_the_counted_thing_pin_a_count_down() -> None:
     assert violation(info, candidate(p, "超1.25万人次"), None) is None
     assert analyse("平均每天发送旅客多少人次？", SEG).rates == (("日均", "每天", "每日", "平均每天", "平均每日"),)
 
-    v = passage("疫情防控中，3000多名志愿者组成168个临时党支部，哪里有需要哪里就有“红马甲党员”。")
+    v = passage("疫情防控中，阳江市江城区3000多名志愿者组成168个临时党支部，哪里有需要哪里就有“红马甲党员”。")
     info = analyse("阳江市江城区共有多少名党员？", SEG)
     assert (info.unit, info.counted[:1]) == ("名", ("党员",))
     # 党员 is in the sentence but not in the clause of either count; 168个 is not counted in 名 either

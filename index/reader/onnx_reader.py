@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from corpus.sentences import PAIRED_MARKS
 from index.reader.assemble import READER_MANIFEST, READER_ONNX
 from index.reader.features import Window, read_span, top_spans, windows
 
@@ -21,8 +22,7 @@ if TYPE_CHECKING:
 
 
 _EDGE_PUNCT = frozenset("，。；：、,.;:！？!?")
-_PAIRS = {"“": "”", "「": "」", "《": "》", "（": "）", "(": ")", "‘": "’"}
-_CLOSERS = {close: open_ for open_, close in _PAIRS.items()}
+_CLOSERS = {close: open_ for open_, close in PAIRED_MARKS.items()}
 
 
 def _trim(context: str, a: int, b: int) -> tuple[int, int]:
@@ -34,7 +34,7 @@ def _trim(context: str, a: int, b: int) -> tuple[int, int]:
         b -= 1
     if b > a and context[b - 1] in _CLOSERS and _CLOSERS[context[b - 1]] not in context[a:b - 1]:
         b -= 1
-    if b > a and context[a] in _PAIRS and _PAIRS[context[a]] not in context[a + 1:b]:
+    if b > a and context[a] in PAIRED_MARKS and PAIRED_MARKS[context[a]] not in context[a + 1:b]:
         a += 1
     return a, b
 

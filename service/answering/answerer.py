@@ -21,7 +21,7 @@ from service.answering.compose import (
     verify_citation,
 )
 from service.answering.enumeration import whole_enumeration
-from service.answering.filters import not_yet, violation
+from service.answering.filters import not_yet, topic_violation, violation
 from service.answering.question import QuestionInfo, analyse, asks_future, fits_type
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
@@ -108,9 +108,15 @@ class Answerer:
             return self._refusal(resp, info, "no_evidence", "资料只说明该信息尚未公布", confidence, signals, shown,
                                  timings, t0)
         if confidence < self.thresholds.min_confidence:
-            if first_violation is not None:  # the spans about the question's topic are about another year/place
-                return self._refusal(resp, info, "no_evidence", first_violation, confidence, signals, shown,
-                                     timings, t0)
+            if first_violation is not None:
+                # the spans about the question's topic are about another year/place; or the evidence holds no
+                # answer of the kind asked (no count in 元): unless the span kept is one, which the higher span's
+                # failing does not explain (135万人次 kept below a count in 个)
+                top = judged[0][0]
+                topic = topic_violation(info, top, self.index.documents.get(top.doc_id))
+                detail = topic or (None if fits_type(info.answer_type, best.span) else first_violation)
+                if detail is not None:
+                    return self._refusal(resp, info, "no_evidence", detail, confidence, signals, shown, timings, t0)
             reason = "out_of_scope" if signals["dense_top"] < self.thresholds.out_of_scope_dense else "low_confidence"
             return self._refusal(resp, info, reason, None, confidence, signals, shown, timings, t0)
         chosen, conflict = self._choose(info, best, consistent)

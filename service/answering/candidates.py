@@ -22,6 +22,7 @@ _QUALIFIER_BEFORE = re.compile(r"(?:超过|约|近|超|逾|各)$")
 _UNITS = (r"%|％|人次|名|个|人|亿元|万元|元|平方米|平方公里|公里|亩|项|条|次|家|支|所|座|户|本|期|场|班次|艘|件|岁|级|天|"
           r"倍|辆|类|种|批|方面|层|成|小时|分钟|米|趟|年")
 _REST_AFTER = re.compile(rf"(?:[万亿千百]+)?(?:多|余)?(?:{_UNITS})?(?:以上|左右|多|余)?")
+_CN_QUANTITY = re.compile(rf"[零一二两三四五六七八九十百千万亿]+(?:多|余)?(?:{_UNITS})")  # 六成, 三千多名
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,9 @@ def _holding(spans: list[tuple[int, int]], a: int, b: int) -> tuple[int, int]:
 def whole_quantity(text: str, a: int, b: int) -> tuple[int, int]:
     """[a, b) widened to the whole quantity as written when the span is one: its qualifier and its unit."""
     span = text[a:b]
-    if not re.search(r"\d", span):
+    if not re.search(r"\d", span) and not _CN_QUANTITY.fullmatch(span):
         return a, b
-    if re.match(r"\d", span):
+    if re.match(r"[\d零一二两三四五六七八九十]", span):
         before = _QUALIFIER_BEFORE.search(text[max(0, a - 2):a])
         if before:
             a -= len(before.group(0))

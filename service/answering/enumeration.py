@@ -11,12 +11,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Collection
 
+from corpus.sentences import PAIRED_MARKS
+
 WordSpans = Callable[[str], list[tuple[int, int]]]
 
 SEPARATOR = "、"
 _CLAUSE_END = frozenset("，。；：！？,;:!?\n")
 _ENDS_LIST = "等"  # "甲、乙、丙等行业": the list stops at 等
-_PAIRS = (("“", "”"), ("「", "」"), ("《", "》"), ("（", "）"), ("(", ")"))
 LONG_ITEM = 1.5  # an end item this much longer than the inner items holds words around the list
 
 
@@ -26,7 +27,7 @@ def whole_enumeration(text: str, a: int, b: int, word_spans: WordSpans,
     touches no 、. An end item has no separator on its outer side, so there the reader's own boundary is kept
     when it falls inside that item and leaves it not much longer than the inner items; otherwise the item is
     cut to whole words about as long as the inner items (leading stopwords dropped). 等 closes the list."""
-    if a > 0 and b < len(text) and (text[a - 1], text[b]) in _PAIRS and SEPARATOR not in text[a:b]:
+    if a > 0 and b < len(text) and PAIRED_MARKS.get(text[a - 1]) == text[b] and SEPARATOR not in text[a:b]:
         a, b = a - 1, b + 1  # the reader's span stops inside the marks: 朱学论集 of 《朱学论集》、《…》
     a, b = _balanced(text, a, b)  # "筑牢“红色堡垒" touches the 、 after its closing mark
     lo, hi = a, b
@@ -91,7 +92,7 @@ def _words_from_start(text: str, s: int, e: int, ref: float, word_spans: WordSpa
 
 def _balanced(text: str, start: int, end: int) -> tuple[int, int]:
     """Take in the closing (opening) mark of a pair whose other half the span holds: "“两馆一中心" → "“两馆一中心”"."""
-    for open_, close in _PAIRS:
+    for open_, close in PAIRED_MARKS.items():
         part = text[start:end]
         if part.count(open_) > part.count(close) and end < len(text) and text[end] == close:
             end += 1

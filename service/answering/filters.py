@@ -61,8 +61,17 @@ def _year_supported(years: set[str], cand: Candidate) -> bool:
 
 def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -> str | None:
     """What the question pins down that this candidate's evidence lacks (in Chinese), or None."""
+    return topic_violation(info, cand, doc) or _answer_violation(info, cand)
+
+
+def topic_violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -> str | None:
+    """What the evidence is about that the question is not: another year, period, named thing or place. Unlike
+    a count in another measure, this says the passage's facts are not the ones asked for."""
     p = cand.passage
     headings = f"{p.title} {' '.join(p.section)} {p.date} {doc.title if doc else ''} {doc.region if doc else ''}"
+    for y in info.compared:  # 比2023年增加了多少: the sentence must compare with that year
+        if y not in cand.sentence:
+            return f"找到的段落没有与{y}年比较"
     for y in info.years:
         if not _year_supported({y}, cand):
             return f"找到的段落没有提到{y}年的情况"
@@ -76,6 +85,23 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
         also = "首" + term[2:] if term.startswith("第一") and term in info.ordinals else term
         if not any(t in scope or t in headings for t in (term, also)):
             return f"找到的段落没有提到“{term}”"
+    cities = load_gazetteer().cities
+    missing = []
+    for pl in info.places:
+        # a city named only in passing elsewhere in the passage is not where the sentence's facts are
+        where = f"{cand.sentence} {headings}" if pl in cities else f"{p.text} {headings}"
+        if pl not in where:
+            missing.append(pl)
+    # a question naming several places (compare 江海区 and 江城区) needs only one of them per sentence
+    if missing and (len(missing) == len(info.places) or not info.any_place):
+        return f"找到的段落没有关于“{missing[0]}”的内容"
+    return None
+
+
+def _answer_violation(info: QuestionInfo, cand: Candidate) -> str | None:
+    """What this span lacks as an answer: the rate asked for (日均), a count of the thing asked in its measure,
+    the post asked about."""
+    p = cand.passage
     for group in info.rates:
         if not any(w in cand.sentence for w in group):
             return f"找到的段落没有提到“{group[0]}”的数字"
@@ -97,16 +123,6 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
     if info.role is not None and info.role not in cand.sentence:
         # the name beside another post (市委书记陈岸明 for 组织部部长是谁) does not answer it
         return f"找到的段落没有说明谁是{info.role}"
-    cities = load_gazetteer().cities
-    missing = []
-    for pl in info.places:
-        # a city named only in passing elsewhere in the passage is not where the sentence's facts are
-        where = f"{cand.sentence} {headings}" if pl in cities else f"{p.text} {headings}"
-        if pl not in where:
-            missing.append(pl)
-    # a question naming several places (compare 江海区 and 江城区) needs only one of them per sentence
-    if missing and (len(missing) == len(info.places) or not info.any_place):
-        return f"找到的段落没有关于“{missing[0]}”的内容"
     return None
 
 

@@ -53,11 +53,19 @@ QUESTION_WORDS = frozenset({
 # Words that make a quantity a rate (日均到发旅客): the evidence must say the same rate, in one of its words.
 RATE_WORDS: tuple[tuple[str, ...], ...] = (
     ("日均", "每天", "每日", "平均每天", "平均每日"), ("年均", "每年", "平均每年"), ("月均", "每月", "平均每月"),
-    ("人均", "每人"), ("平均",),
+    ("人均", "每人"), ("单日", "单天"), ("平均",),
 )
 # measure words a count is asked and given in (多少名 … 21万多名)
 MEASURES = r"人次|平方米|平方公里|公里|万元|亿元|[名个位人元项条次家支所座户本期场艘件岁天倍辆类种批亩]"
 _ASKED_UNIT_RE = re.compile(rf"(?:多少|几)({MEASURES})")
+# a sum of money asked without a measure word (多少资金, 总预算是多少) is counted in 元, as a count of people
+# (多少党员, 多少志愿者) is in 名
+_MONEY_WORDS = ("资金", "钱", "经费", "投资", "金额", "费用", "预算", "资产", "产值", "收入", "营收", "营业额", "成本",
+                "工资", "奖金", "补贴", "授信", "价")
+# what a "…是多少" question asks the amount of (总预算 in 《行动方案》的总预算是多少)
+_MEASURED_RE = re.compile(r"([\u4e00-\u9fff]{2,12}?)(?:大约|大概|约)?(?:是|为|有|达到|达)多少[？?。]?$")
+# a year the question compares with (比2023年增加了多少), not the year its facts are from
+_COMPARED_YEAR_RE = re.compile(r"(?<=[比较])((?:19|20)\d{2})年?|(?<=[与和同跟])((?:19|20)\d{2})年?(?:同期)?相比")
 _FUTURE_RE = re.compile(r"明天|明日|后天|下周|下星期|下礼拜|下个月|今晚|明晚|未来几天|接下来几天")
 
 
@@ -77,6 +85,7 @@ class QuestionInfo:
     unit: str | None = None  # the measure word a count is asked in (名 in 多少名党员)
     counted: tuple[str, ...] = ()  # what that count counts: the words after the unit (多少名|党员, 多少辆|网约|专车)
     role: str | None = None  # the post whose holder a person question asks for (组织部部长 in 江门市委组织部部长是谁)
+    compared: tuple[str, ...] = ()  # years the question compares with (2023 in 比2023年增加了多少个)
 
     @property
     def factoid(self) -> bool:
@@ -121,15 +130,40 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
                 and not re.fullmatch(r"(?:19|20)\d{2}", w)]  # years are checked separately
     ranges = tuple(dict.fromkeys(r for m in YEAR_RANGE_RE.finditer(q) if (r := year_range(m)) is not None))
     in_range = {str(y) for a, b in ranges for y in (a, b)}
-    years = [y for y in dict.fromkeys(_YEAR_RE.findall(q)) if y not in in_range]
-    return QuestionInfo(q, answer_type(q), tuple(years), tuple(dict.fromkeys(places)),
+    compared = {a or b for a, b in _COMPARED_YEAR_RE.findall(q)}
+    years = [y for y in dict.fromkeys(_YEAR_RE.findall(q)) if y not in in_range and y not in compared]
+    kind = answer_type(q)
+    unit, counted = _asked_measure(q, kind, segmenter)
+    return QuestionInfo(q, kind, tuple(years), tuple(dict.fromkeys(places)),
                         tuple(dict.fromkeys(keywords)),
                         periods=tuple(dict.fromkeys(_PERIOD_RE.findall(q))),
                         ordinals=tuple(dict.fromkeys(_ORDINAL_RE.findall(q))),
                         quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
                         any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)),
-                        year_ranges=ranges, rates=_rates(q), unit=(m.group(1) if (m := _ASKED_UNIT_RE.search(q)) else None),
-                        counted=_counted(q[m.end():], segmenter) if m else (), role=asked_role(q))
+                        year_ranges=ranges, rates=_rates(q), unit=unit, counted=counted, role=asked_role(q),
+                        compared=tuple(sorted(compared)))
+
+
+def _asked_measure(q: str, kind: str, segmenter: Segmenter) -> tuple[str | None, tuple[str, ...]]:
+    """The measure word a count is asked in and what it counts: 多少名|党员; 多少资金 or 总预算是多少 (元); 多少党员
+    (名, 党员). What a "…是多少" question measures is not required in the evidence: it is often said another
+    way (体长 … 长89厘米)."""
+    m = _ASKED_UNIT_RE.search(q)
+    if m:
+        return m.group(1), _counted(q[m.end():], segmenter)
+    if kind != "number":
+        return None, ()
+    if any(f"多少{w}" in q for w in _MONEY_WORDS):
+        return "元", ()
+    m = re.search("多少", q)
+    after = [w for w in segmenter.content_words(q[m.end():]) if w not in QUESTION_WORDS] if m else []
+    if after and len(after[0]) >= 2 and after[0].endswith(("员", "者")):
+        return "名", (after[0],)
+    m = _MEASURED_RE.search(q)
+    words = [w for w in segmenter.content_words(m.group(1)) if w not in QUESTION_WORDS] if m else []
+    if words and any(w in words[-1] for w in _MONEY_WORDS):  # the head word: 预算 of 总预算, 金额 of 投资金额
+        return "元", ()
+    return None, ()
 
 
 _WHO_AFTER_RE = re.compile(r"是谁|是哪位|叫什么名字|姓名|是何人|是什么人")

@@ -153,6 +153,25 @@ def test_a_single_day_figure_is_not_a_total() -> None:
     assert violation(info, candidate(p, "2.6万人次"), None) is None
 
 
+def test_a_price_per_unit_needs_that_unit() -> None:
+    info = analyse("新会陈皮现在多少钱一斤？", SEG)
+    assert info.rates == (("每斤", "一斤", "/斤"),) and info.unit == "元"
+    p = passage("2020年新会陈皮全产业链产值达102亿元。十年陈皮每斤售价约800元。")
+    assert violation(info, candidate(p, "102亿元"), None) == "找到的段落没有提到“每斤”的数字"
+    assert violation(info, candidate(p, "800元"), None) is None
+
+
+def test_a_quantity_the_question_states_must_be_in_the_passage() -> None:
+    info = analyse("签字的11名科学家中谁不是诺贝尔奖得主？", SEG)
+    assert info.stated == ("11名",)
+    # the number as written, in any measure (11名 … 11位), not inside another number (110)
+    signed = passage("宣言的签字者包括11位著名的科学家，其中10人均为诺贝尔奖得主，只有英费尔德例外。")
+    assert violation(info, candidate(signed, "英费尔德"), None) is None
+    other = passage("宣言的签字者包括110位科学家，只有英费尔德例外。")
+    assert violation(info, candidate(other, "英费尔德"), None) == "找到的段落没有提到“11名”"
+    assert analyse("建设银行江门分行给予3.5亿元授信额度的是哪家企业？", SEG).stated == ("3.5亿元",)
+
+
 @pytest.mark.parametrize(("text", "span", "whole"), [
     ("暑期客流逾10万人次。", "10万人次", "逾10万人次"),
     ("党员占比近六成，队伍年轻。", "六成", "近六成"),  # a quantity in Chinese numerals takes its qualifier too

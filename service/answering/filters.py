@@ -65,8 +65,8 @@ def violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -
 
 
 def topic_violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | None) -> str | None:
-    """What the evidence is about that the question is not: another year, period, named thing or place. Unlike
-    a count in another measure, this says the passage's facts are not the ones asked for."""
+    """What the evidence is about that the question is not: another year, period, named thing, stated quantity
+    or place. Unlike a count in another measure, this says the passage's facts are not the ones asked for."""
     p = cand.passage
     headings = f"{p.title} {' '.join(p.section)} {p.date} {doc.title if doc else ''} {doc.region if doc else ''}"
     for y in info.compared:  # 比2023年增加了多少: the sentence must compare with that year
@@ -78,6 +78,10 @@ def topic_violation(info: QuestionInfo, cand: Candidate, doc: StoredDocument | N
     for first, last in info.year_ranges:
         if not _year_supported({str(y) for y in range(first, last + 1)}, cand):
             return f"找到的段落没有提到{first}—{last}年间的情况"
+    for stated in info.stated:  # its number as written (3200, 3.5亿); the measure may differ (11名 … 11位)
+        number = re.escape(re.sub(r"[^\d.万亿千百]+$", "", stated))
+        if not re.search(rf"(?<![\d.]){number}(?![\d.])", f"{p.text} {headings}"):
+            return f"找到的段落没有提到“{stated}”"
     for term in (*info.periods, *info.ordinals, *info.quoted):
         # a document's short title (《实施意见》) may be named anywhere in the article the sentence is from
         scope = doc.text if doc is not None and f"《{term}》" in info.text else p.text

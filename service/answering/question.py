@@ -66,6 +66,10 @@ _MONEY_WORDS = ("资金", "钱", "经费", "投资", "金额", "费用", "预算
 _MEASURED_RE = re.compile(r"([\u4e00-\u9fff]{2,12}?)(?:大约|大概|约)?(?:是|为|有|达到|达)多少[？?。]?$")
 # a year the question compares with (比2023年增加了多少), not the year its facts are from
 _COMPARED_YEAR_RE = re.compile(r"(?<=[比较])((?:19|20)\d{2})年?|(?<=[与和同跟])((?:19|20)\d{2})年?(?:同期)?相比")
+# a price per unit (多少钱一斤, 每公斤的价格): the evidence must give it per that unit
+_UNIT_PRICE_RE = re.compile(r"多少钱[一每](公斤|平方米|[\u4e00-\u9fff])|每(公斤|平方米|[\u4e00-\u9fff])的?(?:多少钱|价格|售价)")
+# a quantity the question states (那座3200平方米的党群服务中心, 给予3.5亿元授信额度): it names what the question is about
+_STATED_RE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?[万亿千百]*(?:平方米|平方公里|公里|万元|亿元|元|人次|名|家|支|所|项|条|个)")
 _FUTURE_RE = re.compile(r"明天|明日|后天|下周|下星期|下礼拜|下个月|今晚|明晚|未来几天|接下来几天")
 
 
@@ -86,6 +90,7 @@ class QuestionInfo:
     counted: tuple[str, ...] = ()  # what that count counts: the words after the unit (多少名|党员, 多少辆|网约|专车)
     role: str | None = None  # the post whose holder a person question asks for (组织部部长 in 江门市委组织部部长是谁)
     compared: tuple[str, ...] = ()  # years the question compares with (2023 in 比2023年增加了多少个)
+    stated: tuple[str, ...] = ()  # quantities the question states (3200平方米 in 那座3200平方米的党群服务中心)
 
     @property
     def factoid(self) -> bool:
@@ -141,7 +146,7 @@ def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
                         quoted=tuple(dict.fromkeys(a or b for a, b in _QUOTED_Q_RE.findall(q))),
                         any_place=len(places) > 1 and bool(re.search(r"[和与及、]|都|分别|两|又|[？?；;].", q)),
                         year_ranges=ranges, rates=_rates(q), unit=unit, counted=counted, role=asked_role(q),
-                        compared=tuple(sorted(compared)))
+                        compared=tuple(sorted(compared)), stated=tuple(dict.fromkeys(_STATED_RE.findall(q))))
 
 
 def _asked_measure(q: str, kind: str, segmenter: Segmenter) -> tuple[str | None, tuple[str, ...]]:
@@ -212,6 +217,10 @@ def _counted(after_unit: str, segmenter: Segmenter) -> tuple[str, ...]:
 def _rates(question: str) -> tuple[tuple[str, ...], ...]:
     named = [g for g in RATE_WORDS if any(w in question for w in g)]
     specific = [g for g in named if g != ("平均",)]
+    m = _UNIT_PRICE_RE.search(question)
+    if m:  # 多少钱一斤 asks a price per 斤, which an industry's 102亿元 does not answer
+        u = m.group(1) or m.group(2)
+        specific.append((f"每{u}", f"一{u}", f"/{u}"))
     return tuple(specific or named)  # 平均每天 is the 日均 rate, not a second one
 
 

@@ -113,10 +113,10 @@ class Answerer:
                 # answer of the kind asked (no count in 元): unless the span kept is one, which the higher span's
                 # failing does not explain (135万人次 kept below a count in 个)
                 top = judged[0][0]
-                topic = topic_violation(info, top, self.index.documents.get(top.doc_id))
-                detail = topic or (None if fits_type(info.answer_type, best.span) else first_violation)
-                if detail is not None:
-                    return self._refusal(resp, info, "no_evidence", detail, confidence, signals, shown, timings, t0)
+                if not fits_type(info.answer_type, best.span) or topic_violation(
+                        info, top, self.index.documents.get(top.doc_id)) is not None:
+                    return self._refusal(resp, info, "no_evidence", first_violation, confidence, signals, shown,
+                                         timings, t0)
             reason = "out_of_scope" if signals["dense_top"] < self.thresholds.out_of_scope_dense else "low_confidence"
             return self._refusal(resp, info, reason, None, confidence, signals, shown, timings, t0)
         chosen, conflict = self._choose(info, best, consistent)

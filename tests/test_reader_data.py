@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from index.reader.drcd import ReaderExample, _relocate, add_negatives, load_drcd, without_answer
+from index.reader.drcd import ReaderExample, _relocate, add_negatives, load_drcd, swapped_term, without_answer
 from index.reader.features import windows
 
 DRCD = Path(__file__).resolve().parents[2] / "shared" / "trainsets" / "drcd" / "raw"
@@ -64,6 +64,37 @@ def test_cut_negatives_stay_on_topic_without_the_answer(drcd: tuple[list[ReaderE
         assert len(n.context) < len(source.context)
         rest = iter(source.context)  # a subsequence of the paragraph: sentences dropped, none rewritten
         assert all(ch in rest for ch in n.context)
+
+
+def test_swapped_questions_ask_what_the_passage_lacks(drcd: tuple[list[ReaderExample], object]) -> None:
+    examples = drcd[0][:500]
+    swapped = swapped_term(examples, share=0.5, seed=1)
+    assert 100 < len(swapped) < 250
+    by_id = {e.qid: e for e in examples}
+    for n in swapped:
+        source = by_id[n.qid.removesuffix("#swap")]
+        assert not n.answerable and n.article == source.article
+        # the sentences around the answer, the question changed in one term the passage does not have
+        assert source.answer in n.context and n.context in source.context and len(n.context) <= 240
+        # one stretch of the question changed, and what it replaced was in the passage
+        a, b = n.question, source.question
+        p = next(i for i, (x, y) in enumerate(zip(a + "\0", b + "\1", strict=False)) if x != y)
+        s = next(i for i, (x, y) in enumerate(zip(a[::-1] + "\0", b[::-1] + "\1", strict=False)) if x != y)
+        s = min(s, len(a) - p, len(b) - p)
+        assert a[p : len(a) - s] and b[p : len(b) - s] in source.context
+
+
+def test_a_swap_replaces_a_shared_term_not_the_asked_kind() -> None:
+    context = "2021年，新会区地区生产总值达3600亿元。全区常住人口约90万人。"
+    asked = ReaderExample("q1", "2021年新会区地区生产总值是多少？", context, "3600亿元", context.index("3600"), "a")
+    other = ReaderExample("q2", "哪个城市的陈皮产值最高？", "陈皮产值以新会为最。", "新会", 0, "b")
+    swaps = [s for seed in range(30) for s in swapped_term([asked, other], share=1.0, seed=seed) if s.qid == "q1#swap"]
+    assert swaps
+    # 产值, the other question's noun that the passage lacks, replaces one noun the question shares with it;
+    # 城市 (after 哪个: the asked kind) and 2021 (not a noun) are never swapped
+    expected = {asked.question.replace(w, "产值") for w in ("新会区", "地区", "生产总值")}
+    assert {s.question for s in swaps} <= expected
+    assert all(s.answer == "" and s.answer_start is None and "3600亿元" in s.context for s in swaps)
 
 
 def test_window_labels_cover_the_answer(drcd: tuple[list[ReaderExample], object], model_dir: Path) -> None:

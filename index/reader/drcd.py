@@ -17,7 +17,7 @@ from typing import Any
 
 from corpus.sentences import sentence_spans
 
-__all__ = ["ConversionReport", "ReaderExample", "add_negatives", "load_drcd", "without_answer"]
+__all__ = ["ConversionReport", "ReaderExample", "add_negatives", "load_drcd", "swapped_term", "without_answer"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +129,70 @@ def without_answer(examples: Iterable[ReaderExample], share: float = 0.3, seed: 
         if len(rest) >= 40 and e.answer not in rest:
             out.append(ReaderExample(f"{e.qid}#cut", e.question, rest, "", None, e.article))
     return out
+
+
+# the words a swap may replace: places, people, organisations, other proper names, and nouns (产值, 人口)
+_SWAPPABLE = frozenset({"ns", "nr", "nt", "nz", "n"})
+# a noun right after these is the asked-for kind (哪个城市, 什么企业), not a fact the question states
+_ASKING = ("哪", "什么", "多少", "几", "何")
+
+
+def swapped_term(examples: Iterable[ReaderExample], share: float = 0.3, seed: int = 13) -> list[ReaderExample]:
+    """No-answer pairs where the passage is right but the question is not (SQuAD 2.0's swapped entity): for
+    about ``share`` of the questions, one name or noun the question shares with its passage is replaced by a
+    word of the same part of speech from another question that the passage never mentions, and the question
+    is set against the sentences around the answer. 2021年陈皮产值 asked of a passage giving 2021年GDP, or
+    a firm's 授信额度 asked of a passage naming another firm's, are the mistakes this teaches against."""
+    import logging
+
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    cut = jieba.posseg.POSTokenizer(jieba.Tokenizer()).lcut
+    items = [e for e in examples if e.answer_start is not None]
+    tagged = {e.qid: [(w.word, w.flag) for w in cut(e.question)] for e in items}
+    pool: dict[str, list[str]] = {}
+    for words in tagged.values():
+        for word, flag in words:
+            if flag in _SWAPPABLE and len(word) >= 2:
+                pool.setdefault(flag, []).append(word)
+    rng = random.Random(seed)
+    out = []
+    for e in items:
+        if e.answer_start is None or rng.random() >= share:
+            continue
+        words = tagged[e.qid]
+        eligible = [i for i, (word, flag) in enumerate(words)
+                    if flag in _SWAPPABLE and len(word) >= 2 and word in e.context and word not in e.answer
+                    and not (i and words[i - 1][0].startswith(_ASKING))]
+        if not eligible:
+            continue
+        i = rng.choice(eligible)
+        word, flag = words[i]
+        for _ in range(20):
+            other = rng.choice(pool[flag])
+            if other != word and other not in e.context:
+                break
+        else:
+            continue
+        question = "".join(other if j == i else w for j, (w, _f) in enumerate(words))
+        out.append(ReaderExample(f"{e.qid}#swap", question, _around(e.context, e.answer_start), "", None, e.article))
+    return out
+
+
+def _around(context: str, at: int, chars: int = 240) -> str:
+    """The sentence holding ``at`` and its neighbours, up to about ``chars`` characters."""
+    spans = sentence_spans(context)
+    if not spans:
+        return context
+    k = next((j for j, (s, t) in enumerate(spans) if s <= at < t), 0)
+    lo = hi = k
+    while True:
+        grown = False
+        if lo > 0 and spans[hi][1] - spans[lo - 1][0] <= chars:
+            lo, grown = lo - 1, True
+        if hi + 1 < len(spans) and spans[hi + 1][1] - spans[lo][0] <= chars:
+            hi, grown = hi + 1, True
+        if not grown:
+            return context[spans[lo][0] : spans[hi][1]]

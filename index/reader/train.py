@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.reader.drcd import ReaderExample, add_negatives, load_drcd, without_answer
+from index.reader.drcd import ReaderExample, add_negatives, load_drcd, swapped_term, without_answer
 from index.reader.features import Window, read_span, windows
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
@@ -56,14 +56,17 @@ def cpu_flags() -> set[str]:
 
 
 def training_windows(examples: Sequence[ReaderExample], tokenizer: Any, *, max_tokens: int, hard_share: float,
-                     other_share: float, seed: int, cut_share: float = 0.0) -> list[Window]:
+                     other_share: float, seed: int, cut_share: float = 0.0,
+                     swap_share: float = 0.0) -> list[Window]:
     """Per question the window holding the answer, a share of the paragraph's other windows (no answer there),
-    for a share of questions the first window of another article's paragraph, and for a share the question's
-    own paragraph with the answer's sentence cut out (drcd.without_answer)."""
+    for a share of questions the first window of another article's paragraph, for a share the question's
+    own paragraph with the answer's sentence cut out (drcd.without_answer), and for a share the question with
+    one of its terms swapped for one the passage lacks (drcd.swapped_term)."""
     rng = random.Random(seed)
     out: list[Window] = []
     cut = without_answer(examples, share=cut_share, seed=seed) if cut_share > 0 else []
-    for e in add_negatives(examples, per_question=other_share, seed=seed) + cut:
+    swapped = swapped_term(examples, share=swap_share, seed=seed) if swap_share > 0 else []
+    for e in add_negatives(examples, per_question=other_share, seed=seed) + cut + swapped:
         ws = windows(tokenizer, e.question, e.context, e.answer_start, e.answer, max_tokens=max_tokens)
         if e.answerable:
             out += [w for w in ws if w.start][:1]
@@ -132,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--other-share", type=float, default=0.3, help="share of questions given another article")
     parser.add_argument("--cut-share", type=float, default=0.0,
                         help="share of questions also given their paragraph with the answer's sentence cut out")
+    parser.add_argument("--swap-share", type=float, default=0.0,
+                        help="share of questions also asked with one term swapped for one the passage lacks")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from these shipped weights (a folder with reader_layers.safetensors), "
+                             "with a fresh optimiser and schedule")
     parser.add_argument("--holdout", type=int, default=300, help="questions kept out and scored at the end")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
@@ -165,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = [e for e in examples if e.article not in held]
     holdout = [e for e in examples if e.article in held][: args.holdout]
     data = training_windows(train, tokenizer, max_tokens=args.max_tokens, hard_share=args.hard_share,
-                            other_share=args.other_share, seed=args.seed, cut_share=args.cut_share)
+                            other_share=args.other_share, seed=args.seed, cut_share=args.cut_share,
+                            swap_share=args.swap_share)
     positives = sum(1 for w in data if w.start)
     print(f"DRCD: {report.questions} questions, {report.relocated} relocated, {len(report.dropped)} dropped; "
           f"train {len(train)} questions -> {len(data)} windows ({positives} with the answer); hold-out {len(holdout)}",
@@ -174,6 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = AutoConfig.from_pretrained(str(model_dir))
     config.attention_probs_dropout_prob = 0.0  # with dropout, attention falls back to a path ~2.5x slower
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), config=config, attn_implementation="sdpa")
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        missing, unexpected = model.load_state_dict(load_file(str(args.init / WEIGHTS)), strict=False)
+        if unexpected or set(missing) != {FROZEN}:
+            raise SystemExit(f"--init weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        print(f"initialised from {args.init / WEIGHTS}", flush=True)
     model.get_parameter(FROZEN).requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -208,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 50 == 0 or step == total_steps:
             rate = 50 * args.batch / max(1e-9, time.time() - started) if step % 50 == 0 else 0
             print(f"step {step}/{total_steps} loss {sum(losses[-50:]) / len(losses[-50:]):.3f} "
@@ -234,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training": {"data": report.as_dict(), "windows": len(data), "positives": positives,
                      "steps": total_steps, "batch": args.batch, "lr": args.lr, "max_tokens": args.max_tokens,
                      "hard_share": args.hard_share, "other_share": args.other_share, "cut_share": args.cut_share,
+                     "swap_share": args.swap_share, "init": str(args.init) if args.init else None,
                      "seed": args.seed,
                      "bf16": bf16, "seconds": round(trained_s),
                      "command": "python -m index.reader.train " + " ".join(sys.argv[1:] if argv is None else argv)},

@@ -139,9 +139,8 @@ class Answerer:
         differently (conflicts)."""
         prior = self.thresholds.rank_prior
         judged = self._judge(info, self.reader.candidates(query, passages[:1], prior))
-        first = next((c.margin for c, v in judged if v is None), None)
         if len(passages) < 2 or (
-                first is not None and first >= self.thresholds.sure_margin
+                _rank1_margin(judged) >= self.thresholds.sure_margin
                 and (info.answer_type != "number" or all(p.doc_id == passages[0].doc_id for p in passages[1:]))):
             return judged, min(1, len(passages))
         judged += self._judge(info, self.reader.candidates(query, passages[1:], prior))
@@ -209,7 +208,6 @@ class Answerer:
                            and not any(a in seen for a in aliases.get(w, ())) and self._unseen(w))
         top = judged[0][0].margin if judged else NO_MARGIN
         margin = best.margin if best is not None else NO_MARGIN
-        rank1 = max((c.margin for c, v in judged if v is None and c.passage.rank == 1), default=NO_MARGIN)
         lower = max((adjusted(c, self.thresholds.rank_prior) for c, v in judged if v is None and c.passage.rank > 1),
                     default=NO_MARGIN)
         return {"margin": margin, "gap": min(20.0, max(0.0, top - margin)),
@@ -218,4 +216,10 @@ class Answerer:
                 "dense_top": max((p.dense_score or 0.0) for p in passages) if passages else 0.0,
                 "missing_rare": float(min(missing_rare, 2)),
                 # not in the confidence model: what calibration reads the sure margin off
-                "rank1_margin": rank1, "lower_margin": lower}
+                "rank1_margin": _rank1_margin(judged), "lower_margin": lower}
+
+
+def _rank1_margin(judged: list[tuple[Candidate, str | None]]) -> float:
+    """The best consistent span's margin in the first passage: what the sure margin is compared with, when
+    answering (is reading the first passage enough?) and when calibrating it."""
+    return max((c.margin for c, v in judged if v is None and c.passage.rank == 1), default=NO_MARGIN)

@@ -184,7 +184,7 @@ def calibrate(answerer: Answerer, questions: list[dict[str, Any]], set_name: str
         "thresholds": {"min_confidence": round(t, 3), "out_of_scope_dense": model.out_of_scope_dense,
                        "sure_margin": sure["sure_margin"]},
         "rank_prior": prior,
-        "sure_margin": sure,
+        "sure_margin_fit": {k: v for k, v in sure.items() if k != "sure_margin"},  # the value is a threshold
         "out_of_fold": {"folds": CV_FOLDS, "repeats": CV_REPEATS, "refusal_precision": round(prec, 4),
                         "refusal_recall": round(rec, 4), "refusal_f1": round(f1, 4)},
     }

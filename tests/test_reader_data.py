@@ -74,8 +74,8 @@ def test_swapped_questions_ask_what_the_passage_lacks(drcd: tuple[list[ReaderExa
     for n in swapped:
         source = by_id[n.qid.removesuffix("#swap")]
         assert not n.answerable and n.article == source.article
-        # the sentences around the answer, the question changed in one term the passage does not have
-        assert source.answer in n.context and n.context in source.context and len(n.context) <= 240
+        # set against the sentences around the answer
+        assert source.answer in n.context and n.context in source.context
         # one stretch of the question changed, and what it replaced was in the passage
         a, b = n.question, source.question
         p = next(i for i, (x, y) in enumerate(zip(a + "\0", b + "\1", strict=False)) if x != y)

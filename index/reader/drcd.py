@@ -150,7 +150,7 @@ def swapped_term(examples: Iterable[ReaderExample], share: float = 0.3, seed: in
 
     jieba.setLogLevel(logging.WARNING)
     cut = jieba.posseg.POSTokenizer(jieba.Tokenizer()).lcut
-    items = [e for e in examples if e.answer_start is not None]
+    items = list(examples)
     tagged = {e.qid: [(w.word, w.flag) for w in cut(e.question)] for e in items}
     pool: dict[str, list[str]] = {}
     for words in tagged.values():

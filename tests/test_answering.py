@@ -121,6 +121,13 @@ def test_names_and_roles(real_engine, question: str, gold: str) -> None:  # type
     assert gold in a.answer
 
 
+def test_a_place_alias_is_read_as_the_city_it_names(real_engine) -> None:  # type: ignore[no-untyped-def]
+    # 侨都 is what 江门 calls itself; read as asked, the reader (trained on DRCD) is not sure of 吴晓晖 and it
+    # is refused: it reads the question with the articles' name
+    a = real_engine.answer("侨都的市长是谁？")
+    assert not a.refused and a.short_answer == "吴晓晖", a.to_dict()
+
+
 def test_questions_about_the_coming_days_are_out_of_scope(real_engine) -> None:  # type: ignore[no-untyped-def]
     a = real_engine.answer("下周江门还会有台风吗？")
     assert a.refused and a.reason == "out_of_scope" and "已发表的报道" in a.answer

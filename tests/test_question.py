@@ -21,7 +21,7 @@ from service.answering.compose import (
     rival_value,
 )
 from service.answering.filters import not_yet, violation
-from service.answering.question import analyse, asks_future
+from service.answering.question import analyse, asks_future, reader_question
 from service.retrieval import SearchResult
 
 SEG = Segmenter()
@@ -95,6 +95,15 @@ def test_generic_area_words_are_not_places_and_future_is_flagged() -> None:
     assert analyse("杜阮镇上巷村那位女支书叫什么？", SEG).places == ("杜阮镇", "上巷村")
     assert asks_future("明天江门会下雨吗？") and asks_future("下周江门还会有台风吗？")
     assert not asks_future("2024年9月江门启动了几级防风应急响应？")
+
+
+def test_the_reader_reads_place_aliases_as_the_name_the_articles_use() -> None:
+    assert reader_question("侨都现在一共有多少名党员？", SEG) == "江门现在一共有多少名党员？"
+    assert reader_question("五邑地区和侨乡的人才总量有多少？", SEG) == "江门地区和江门的人才总量有多少？"
+    # part of a longer word of the lexicon, or quoted: a name, kept as written
+    for q in ("“侨都质量贷”的贷款利率是多少？", "侨都质量贷的贷款利率是多少？", "作为中国侨都，江门为什么要坚持党建带侨建？",
+              "“五邑之窗”服务队服务了多少人次？", "江门有多少名党员？"):
+        assert reader_question(q, SEG) == q
 
 
 def test_lexicon_files_hold_places_and_aliases() -> None:

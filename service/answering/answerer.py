@@ -22,7 +22,7 @@ from service.answering.compose import (
 )
 from service.answering.enumeration import whole_enumeration
 from service.answering.filters import not_yet, topic_violation, violation
-from service.answering.question import QuestionInfo, analyse, asks_future, fits_type
+from service.answering.question import QuestionInfo, analyse, asks_future, fits_type, reader_question
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
 READ_PASSAGES = 3  # passages the reader reads (measured: see the reader issue's closing note)
@@ -94,7 +94,7 @@ class Answerer:
             return self._refusal(resp, info, "out_of_scope", "资料库收录的是已发表的报道，不能回答关于今后几天的问题",
                                  0.0, {}, shown, timings, t0)
         t1 = time.perf_counter()
-        judged, read = self._read(info, resp.query, passages[: self.read_passages])
+        judged, read = self._read(info, reader_question(resp.query, self.segmenter), passages[: self.read_passages])
         timings["read"] = round((time.perf_counter() - t1) * 1000, 3)
         consistent = [c for c, v in judged if v is None]
         best = consistent[0] if consistent else None

@@ -120,6 +120,23 @@ def asks_future(question: str) -> bool:
     return bool(_FUTURE_RE.search(question))
 
 
+def reader_question(question: str, segmenter: Segmenter) -> str:
+    """The question as the reader reads it: a place alias standing as a word of its own (侨都, 侨乡, 五邑 →
+    江门) becomes the name the articles use, which the reader, trained on DRCD, could not know. Kept: an alias
+    inside a longer word (中国侨都, 侨都质量贷: the lexicon's words) or inside quotes (“五邑之窗”)."""
+    gazetteer = load_gazetteer()
+    if not any(a in question for a in gazetteer.place_aliases):
+        return question
+    quoted = [m.span() for m in _QUOTED_Q_RE.finditer(question)]
+    out, last = [], 0
+    for a, b in segmenter.word_spans(question):
+        word = question[a:b]
+        if word in gazetteer.place_aliases and not any(s <= a < e for s, e in quoted):
+            out += [question[last:a], gazetteer.aliases[word][0]]
+            last = b
+    return "".join(out) + question[last:]
+
+
 def analyse(question: str, segmenter: Segmenter) -> QuestionInfo:
     q = question.strip()
     gazetteer = load_gazetteer()

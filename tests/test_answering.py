@@ -211,7 +211,7 @@ def test_reading_less_changes_no_answer(real_engine) -> None:  # type: ignore[no
         settled += a.signals.get("passages_read") == 1
         if (a.short_answer, a.refused, a.citations) != (b.short_answer, b.refused, b.citations):
             differ.append((q, a.short_answer, b.short_answer))
-    assert settled >= len(questions) // 10  # it does save reading (measured: 25 of 179)
+    assert settled >= len(questions) // 10  # it does save reading (measured: 24 of 179)
     assert len(differ) <= 2, differ  # measured: none; room for a margin that another CPU rounds across
 
 

@@ -122,8 +122,8 @@ def test_names_and_roles(real_engine, question: str, gold: str) -> None:  # type
 
 
 def test_a_place_alias_is_read_as_the_city_it_names(real_engine) -> None:  # type: ignore[no-untyped-def]
-    # 侨都 is what 江门 calls itself; read as asked, the reader (trained on DRCD) is not sure of 吴晓晖 and it
-    # is refused: it reads the question with the articles' name
+    # 侨都 is what 江门 calls itself. Read as asked, the reader (trained on DRCD) is unsure of 吴晓晖 and the
+    # question is refused; read with the articles' name, it is answered
     a = real_engine.answer("侨都的市长是谁？")
     assert not a.refused and a.short_answer == "吴晓晖", a.to_dict()
 

@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"resumed at step {step}/{total_steps}", flush=True)
     flags = cpu_flags()
     bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)  # elsewhere bf16 matmuls are far slower than fp32
-    run_started = started = time.time()
+    began = run_started = started = time.time()  # run_started restarts at each checkpoint (its seconds are added)
     losses: list[float] = []
     model.train()
     while step < total_steps:
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"step {step}/{total_steps} loss {sum(losses[-50:]) / len(losses[-50:]):.3f} "
                   f"({rate:.1f} windows/s)", flush=True)
             started = time.time()
-        out_of_time = args.max_minutes is not None and time.time() - run_started > args.max_minutes * 60
+        out_of_time = args.max_minutes is not None and time.time() - began > args.max_minutes * 60
         if step % 200 == 0 or step == total_steps or out_of_time:
             trained_s, run_started = trained_s + time.time() - run_started, time.time()
             torch.save({"model": {k: v for k, v in model.state_dict().items() if k != FROZEN},

@@ -28,6 +28,18 @@ from service.retrieval import Retriever, SearchResponse
 from service.settings import Settings
 
 log = logging.getLogger("policyqa")
+
+
+def _check_calibration(reader: PassageReader, thresholds: Thresholds) -> bool:
+    """Whether the confidence model was fitted with this reader. Its weights and threshold are read off this
+    reader's margins; another reader's margins (new layers, another precision) make its refusals arbitrary, so
+    say so where an operator looks, once per engine, and keep answering."""
+    if not thresholds.reader or thresholds.reader == reader.fingerprint:
+        return True
+    log.warning("the answer calibration was fitted with reader %s, but the reader in %s is %s: refusals may be "
+                "wrong until `policyqa calibrate` is run with this reader / 置信度校准与当前阅读模型不符，请运行 "
+                "policyqa calibrate", thresholds.reader[:12], reader.folder, reader.fingerprint[:12])
+    return False
 Progress = Callable[[str, int, int], None]
 
 
@@ -84,6 +96,7 @@ class Engine:
                 e5 = ensure_model(self.settings.model_dir, progress=_log_model)  # the reader's base, whatever encodes
                 folder = ensure_reader(e5, self.settings.reader_dir, progress=_log_model)
                 self._reader = PassageReader(folder, threads=self.settings.reader_threads)
+                _check_calibration(self._reader, Thresholds.load())
             return self._reader
 
     # --- index ---------------------------------------------------------------------------------------

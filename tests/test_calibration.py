@@ -100,3 +100,17 @@ def test_calibrate_on_real_answers(real_engine) -> None:  # type: ignore[no-unty
         if a.signals:
             conf[q["answerable"]].append(fitted.confidence(a.signals))
     assert np.mean(conf[True]) > np.mean(conf[False])
+
+
+def test_the_shipped_calibration_was_fitted_with_the_shipped_reader(real_engine, caplog) -> None:  # type: ignore[no-untyped-def]
+    # new layers shipped without `policyqa calibrate` fail here: the weights and threshold are read off the
+    # margins of the reader they were fitted with
+    from service.engine import _check_calibration
+
+    shipped = Thresholds.load(CALIBRATION_FILE)
+    assert shipped.reader == real_engine.reader.fingerprint
+    assert _check_calibration(real_engine.reader, shipped)
+    other = Thresholds(reader="0" * 64)
+    with caplog.at_level("WARNING", logger="policyqa"):
+        assert not _check_calibration(real_engine.reader, other)
+    assert "policyqa calibrate" in caplog.text and real_engine.reader.fingerprint[:12] in caplog.text

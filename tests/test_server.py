@@ -66,6 +66,39 @@ def test_port_opens_at_once_and_reports_the_first_build(tmp_path: Path) -> None:
         server.workspace.kill_rebuild_children()
 
 
+def test_a_request_leaves_the_first_load_and_its_warm_up_to_the_watcher(monkeypatch: Any, tmp_path: Path) -> None:
+    """A question that arrives once the first build is done gets 503 at once rather than doing the warm-up (the
+    reader's session, a first answer: seconds) itself; a later generation is still switched to by requests."""
+    from types import SimpleNamespace
+
+    from service.api import state
+
+    calls: list[str] = []
+    current = [tmp_path / "g1"]
+
+    class Engine:
+        settings = SimpleNamespace(index_dir=tmp_path)
+        _index: Any = None
+
+        def refresh(self) -> None:
+            calls.append("refresh")
+            self._index = SimpleNamespace(path=current[0], generation=current[0].name, chunks=())
+
+        def answer(self, *_a: Any, **_k: Any) -> None:
+            calls.append("warm-up")
+
+    monkeypatch.setattr(state, "current_generation", lambda _d: current[0])
+    watcher = state.IndexWatcher(Engine(), jobs=None, metrics=SimpleNamespace(index_loaded=lambda *_a: None))  # type: ignore[arg-type]
+    watcher.started = True
+    watcher.check(first=False)
+    assert calls == [] and watcher.loaded() is None
+    watcher.check()  # the background watcher
+    assert calls == ["refresh", "warm-up"] and watcher.generation == "g1"
+    current[0] = tmp_path / "g2"
+    watcher.check(first=False)
+    assert calls == ["refresh", "warm-up", "refresh"] and watcher.generation == "g2"
+
+
 def _git_status() -> str:
     return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
                           capture_output=True, text=True, check=True).stdout

@@ -98,9 +98,13 @@ class IndexWatcher:
         self._failed = None
         self.metrics.index_loaded(idx.generation, len(idx.chunks))
 
-    def check(self) -> None:
-        """Switch to a newer generation if there is one; a broken one is logged once and skipped."""
-        if not self.started:
+    def check(self, *, first: bool = True) -> None:
+        """Switch to a newer generation if there is one; a broken one is logged once and skipped.
+
+        ``first=False`` (a request's check) leaves the first index to the background watcher: loading it
+        includes the warm-up (the encoder's and reader's ONNX sessions, a first answer), seconds that a request
+        doing it would wait (measured 5.6 s here, past a 10 s client timeout in CI) instead of a 503 at once."""
+        if not self.started or (self.generation is None and not first):
             return
         try:
             current = current_generation(self.engine.settings.index_dir)
@@ -293,7 +297,7 @@ def loaded_index(request: Request) -> LoadedIndex:
     """The index a question is answered from, switching to a newer generation first; 503 + Retry-After
     while there is none."""
     ctx = context(request)
-    ctx.watcher.check()
+    ctx.watcher.check(first=False)
     idx = ctx.watcher.loaded()
     if idx is None:
         raise not_ready(ctx)

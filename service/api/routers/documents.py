@@ -76,7 +76,7 @@ def router(settings: Settings) -> APIRouter:
     @api.get("/v1/documents", response_model=DocumentList,
              summary="List stored documents and their index state / 文档列表", responses=responses())
     def list_documents(ctx: Annotated[AppContext, Depends(context)]) -> dict[str, Any]:
-        ctx.watcher.check()
+        ctx.watcher.check(first=False)
         idx = ctx.watcher.loaded()
         loaded = ctx.store.load()
         docs = [summary(d.metadata(), idx, d.content_hash) for d in loaded.documents]
@@ -92,7 +92,7 @@ def router(settings: Settings) -> APIRouter:
              responses=responses(404, 422))
     def get_document(doc_id: DocId, ctx: Annotated[AppContext, Depends(context)]) -> dict[str, Any]:
         check_doc_id(doc_id)
-        ctx.watcher.check()
+        ctx.watcher.check(first=False)
         idx = ctx.watcher.loaded()
         doc = ctx.store.get(doc_id)
         indexed = idx.documents.get(doc_id) if idx is not None else None

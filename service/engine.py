@@ -40,6 +40,8 @@ def _check_calibration(reader: PassageReader, thresholds: Thresholds) -> bool:
                 "wrong until `policyqa calibrate` is run with this reader / 置信度校准与当前阅读模型不符，请运行 "
                 "policyqa calibrate", thresholds.reader[:12], reader.folder, reader.fingerprint[:12])
     return False
+
+
 Progress = Callable[[str, int, int], None]
 
 

@@ -2,7 +2,8 @@
 
 A baseline file (eval/baselines/<set>.json) holds the command that produced it, the index fingerprint
 (corpus + model + encoder variant), the expected overall metrics per mode and an absolute tolerance per metric.
-`compare` fails when a metric is lower than expected by more than its tolerance.
+`compare` fails when a metric is lower than expected by more than its tolerance. A run of another size than the
+baseline's (`eval run --limit`) is not compared: its figures are of other questions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from eval.scoring import QUALITY_METRICS
 
 BASELINES_DIR = Path(__file__).resolve().parent / "baselines"
 DEFAULT_TOLERANCE = 0.02
+
+
+class BaselineError(ValueError):
+    """A run folder or baseline file that cannot be read or compared (the message in English / Chinese)."""
 
 
 @dataclass
@@ -33,8 +38,30 @@ def baseline_path(set_name: str) -> Path:
     return BASELINES_DIR / f"{set_name}.json"
 
 
+def _read_json(path: Path, missing: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BaselineError(missing) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"cannot read {path}: {exc} / 无法读取 {path}") from exc
+    if not isinstance(data, dict):
+        raise BaselineError(f"{path} is not a JSON object / {path} 不是 JSON 对象")
+    return data
+
+
 def load_metrics(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    data = _read_json(run_dir / "metrics.json",
+                      f"{run_dir} has no metrics.json: not a folder written by `policyqa eval run` "
+                      f"(or score it first: `policyqa eval score {run_dir}`) / "
+                      f"{run_dir} 中没有 metrics.json：不是 `policyqa eval run` 写出的运行目录")
+    if not isinstance(data.get("modes"), dict) or not data["modes"]:
+        raise BaselineError(f"{run_dir}/metrics.json has no modes / {run_dir}/metrics.json 中没有任何检索方式的结果")
+    return data
+
+
+def _questions(metrics: dict[str, Any]) -> int:
+    return int(next(iter(metrics["modes"].values())).get("overall", {}).get("n", 0))
 
 
 def _tolerances(n_questions: int, n_unanswerable: int, default: float) -> dict[str, float]:
@@ -58,7 +85,7 @@ def make_baseline(run_dir: Path, default_tolerance: float = DEFAULT_TOLERANCE) -
     expected: dict[str, dict[str, float | None]] = {}
     n = n_unans = 0
     for mode, mm in metrics["modes"].items():
-        o = mm["overall"]
+        o = mm.get("overall", {})
         expected[mode] = {k: o.get(k) for k in QUALITY_METRICS}
         n = int(o.get("n", 0))
         n_unans = n - int(o.get("n_answerable", 0))
@@ -78,6 +105,12 @@ def make_baseline(run_dir: Path, default_tolerance: float = DEFAULT_TOLERANCE) -
 
 def write_baseline(run_dir: Path, path: Path | None = None) -> Path:
     base = make_baseline(run_dir)
+    limit = (load_metrics(run_dir).get("meta") or {}).get("limit")
+    if path is None and limit:
+        # the set's own baseline is what every full run is compared with
+        raise BaselineError(f"{run_dir} ran the first {limit} questions only: the set's baseline comes from a run of "
+                            f"the whole set (or give --baseline FILE for this shorter run) / {run_dir} 只运行了前 "
+                            f"{limit} 个问题：评测集的基线须来自完整运行（或用 --baseline FILE 另存）")
     path = path or baseline_path(str(base["set"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(base, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -87,8 +120,18 @@ def write_baseline(run_dir: Path, path: Path | None = None) -> Path:
 def compare(run_dir: Path, baseline: Path | None = None) -> Comparison:
     metrics = load_metrics(run_dir)
     meta = metrics.get("meta", {})
-    path = baseline or baseline_path(str(meta.get("set")))
-    base = json.loads(path.read_text(encoding="utf-8"))
+    set_name = str(meta.get("set"))
+    path = baseline or baseline_path(set_name)
+    base = _read_json(path, f"no baseline for set {set_name!r} ({path}): write one from a run of the whole set with "
+                            f"`policyqa eval baseline {run_dir}` / 评测集“{set_name}”还没有基线（{path}）：请用完整评测集的"
+                            f"运行写出：`policyqa eval baseline {run_dir}`")
+    if not isinstance(base.get("expected"), dict):
+        raise BaselineError(f"{path} has no expected figures / {path} 中没有预期指标")
+    ran, expected_n = _questions(metrics), base.get("questions")
+    if isinstance(expected_n, int) and ran != expected_n:
+        raise BaselineError(f"the run answered {ran} questions and the baseline {expected_n}: compare a run of the "
+                            f"whole set (without --limit) / 本次运行回答了 {ran} 个问题，基线是 {expected_n} 个："
+                            f"请比较完整评测集的运行（不加 --limit）")
     result = Comparison()
     run_index = meta.get("index") or {}
     for key, value in (base.get("index") or {}).items():
@@ -100,7 +143,7 @@ def compare(run_dir: Path, baseline: Path | None = None) -> Comparison:
         if mode not in metrics["modes"]:
             result.warnings.append(f"mode {mode} not in this run: skipped")
             continue
-        actual = metrics["modes"][mode]["overall"]
+        actual = metrics["modes"][mode].get("overall", {})
         for key, exp in expected.items():
             if exp is None:
                 continue

@@ -124,8 +124,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from eval.report import summary_table, write_report
     from eval.scoring import load_rows, score_dir
+    from service.cli import CliError
 
     run_dir = Path(args.run_dir)
+    if not (run_dir / "run.jsonl").is_file():
+        raise CliError(f"{run_dir} has no run.jsonl: not a folder written by `policyqa eval run` / "
+                       f"{run_dir} 中没有 run.jsonl：不是 `policyqa eval run` 写出的运行目录")
     metrics = score_dir(run_dir)
     write_report(run_dir, metrics, load_rows(run_dir / "run.jsonl"))
     print(summary_table(metrics))
@@ -133,9 +137,13 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from eval.baselines import compare
+    from eval.baselines import BaselineError, compare
+    from service.cli import CliError
 
-    result = compare(Path(args.run_dir), Path(args.baseline) if args.baseline else None)
+    try:
+        result = compare(Path(args.run_dir), Path(args.baseline) if args.baseline else None)
+    except BaselineError as exc:
+        raise CliError(str(exc)) from exc
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.drops:
@@ -148,9 +156,13 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace, settings: Settings) -> int:
-    from eval.baselines import write_baseline
+    from eval.baselines import BaselineError, write_baseline
+    from service.cli import CliError
 
-    path = write_baseline(Path(args.run_dir), Path(args.baseline) if args.baseline else None)
+    try:
+        path = write_baseline(Path(args.run_dir), Path(args.baseline) if args.baseline else None)
+    except BaselineError as exc:
+        raise CliError(str(exc)) from exc
     print(f"wrote {path}")
     return 0
 

@@ -92,6 +92,55 @@ def test_score_and_baseline_roundtrip(smoke_run: Path, tmp_path: Path) -> None:
     assert eval_main(["eval", "compare", str(smoke_run), "--baseline", str(out)]) == 0
 
 
+def _copy_run(smoke_run: Path, dest: Path, **meta: object) -> Path:
+    """The smoke run's metrics in a new folder, with `meta` changed (another set, a --limit run)."""
+    metrics = json.loads((smoke_run / "metrics.json").read_text(encoding="utf-8"))
+    metrics["meta"].update(meta)
+    dest.mkdir()
+    (dest / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    return dest
+
+
+def test_a_set_without_a_baseline_is_a_clear_error(smoke_run: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    run = _copy_run(smoke_run, tmp_path / "run", set="no-such-set")
+    assert eval_main(["eval", "compare", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "no baseline for set 'no-such-set'" in err and "还没有基线" in err and "Traceback" not in err
+    assert f"policyqa eval baseline {run}" in err  # says how to make one
+
+
+def test_a_run_of_other_size_is_not_compared(smoke_run: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    base = json.loads(baseline_path("seeds-smoke").read_text(encoding="utf-8"))
+    base["questions"] += 1  # as if the baseline came from a bigger set
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(base), encoding="utf-8")
+    assert eval_main(["eval", "compare", str(smoke_run), "--baseline", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"baseline {base['questions']}" in err and "--limit" in err and "Traceback" not in err
+
+
+def test_the_sets_baseline_is_not_written_from_a_limited_run(smoke_run: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    before = baseline_path("seeds-smoke").read_bytes()
+    run = _copy_run(smoke_run, tmp_path / "run", limit=3)
+    assert eval_main(["eval", "baseline", str(run)]) == 2
+    assert "first 3 questions" in capsys.readouterr().err
+    assert baseline_path("seeds-smoke").read_bytes() == before
+    kept = tmp_path / "short.json"
+    assert eval_main(["eval", "baseline", str(run), "--baseline", str(kept)]) == 0  # a file of its own is fine
+    assert json.loads(kept.read_text(encoding="utf-8"))["expected"]
+
+
+@pytest.mark.parametrize("command", ["score", "compare", "baseline"])
+def test_a_folder_that_is_no_run_is_a_clear_error(command: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert eval_main(["eval", command, str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a folder written by `policyqa eval run`" in err and "运行目录" in err and "Traceback" not in err
+
+
 def test_a_failing_question_becomes_an_error_row_and_the_run_goes_on(real_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from eval.runner import run_set
     from eval.scoring import score_dir

@@ -60,8 +60,11 @@ def load_metrics(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _questions(metrics: dict[str, Any]) -> int:
-    return int(next(iter(metrics["modes"].values())).get("overall", {}).get("n", 0))
+def _counts(metrics: dict[str, Any]) -> tuple[int, int]:
+    """(questions, unanswerable questions) of a run: every mode answers the same questions."""
+    overall = next(iter(metrics["modes"].values())).get("overall", {})
+    n = int(overall.get("n", 0))
+    return n, n - int(overall.get("n_answerable", 0))
 
 
 def _tolerances(n_questions: int, n_unanswerable: int, default: float) -> dict[str, float]:
@@ -79,16 +82,13 @@ def _tolerances(n_questions: int, n_unanswerable: int, default: float) -> dict[s
     return tol
 
 
-def make_baseline(run_dir: Path, default_tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
-    metrics = load_metrics(run_dir)
+def make_baseline(run_dir: Path, default_tolerance: float = DEFAULT_TOLERANCE,
+                  metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    metrics = metrics if metrics is not None else load_metrics(run_dir)
     meta = metrics.get("meta", {})
-    expected: dict[str, dict[str, float | None]] = {}
-    n = n_unans = 0
-    for mode, mm in metrics["modes"].items():
-        o = mm.get("overall", {})
-        expected[mode] = {k: o.get(k) for k in QUALITY_METRICS}
-        n = int(o.get("n", 0))
-        n_unans = n - int(o.get("n_answerable", 0))
+    expected = {mode: {k: mm.get("overall", {}).get(k) for k in QUALITY_METRICS}
+                for mode, mm in metrics["modes"].items()}
+    n, n_unans = _counts(metrics)
     return {
         "set": meta.get("set"),
         "command": meta.get("command"),
@@ -104,13 +104,14 @@ def make_baseline(run_dir: Path, default_tolerance: float = DEFAULT_TOLERANCE) -
 
 
 def write_baseline(run_dir: Path, path: Path | None = None) -> Path:
-    base = make_baseline(run_dir)
-    limit = (load_metrics(run_dir).get("meta") or {}).get("limit")
+    metrics = load_metrics(run_dir)
+    limit = (metrics.get("meta") or {}).get("limit")
     if path is None and limit:
         # the set's own baseline is what every full run is compared with
         raise BaselineError(f"{run_dir} ran the first {limit} questions only: the set's baseline comes from a run of "
                             f"the whole set (or give --baseline FILE for this shorter run) / {run_dir} 只运行了前 "
                             f"{limit} 个问题：评测集的基线须来自完整运行（或用 --baseline FILE 另存）")
+    base = make_baseline(run_dir, metrics=metrics)
     path = path or baseline_path(str(base["set"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(base, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -127,7 +128,7 @@ def compare(run_dir: Path, baseline: Path | None = None) -> Comparison:
                             f"运行写出：`policyqa eval baseline {run_dir}`")
     if not isinstance(base.get("expected"), dict):
         raise BaselineError(f"{path} has no expected figures / {path} 中没有预期指标")
-    ran, expected_n = _questions(metrics), base.get("questions")
+    ran, expected_n = _counts(metrics)[0], base.get("questions")
     if isinstance(expected_n, int) and ran != expected_n:
         raise BaselineError(f"the run answered {ran} questions and the baseline {expected_n}: compare a run of the "
                             f"whole set (without --limit) / 本次运行回答了 {ran} 个问题，基线是 {expected_n} 个："

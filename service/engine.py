@@ -186,7 +186,8 @@ class Engine:
         return self.retriever().search(query, k or self.settings.default_k, mode)
 
     def answerer(self, thresholds: Thresholds | None = None) -> Answerer:
-        return Answerer(self.retriever(), self.reader, thresholds, self.settings.read_passages)
+        return Answerer(self.retriever(), self.reader, thresholds, self.settings.read_passages,
+                        default_place=self.settings.default_place or None)
 
     def generative(self, answerer: Answerer | None = None) -> GenerativeAnswerer:
         return GenerativeAnswerer(answerer or self.answerer(), self.llm, passages=self.settings.llm_passages,

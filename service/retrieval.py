@@ -15,6 +15,7 @@ from index.fusion import FusedHit, rrf, score_fusion
 from index.gazetteer import load_gazetteer
 from index.segmentation import Segmenter
 from index.store import LoadedIndex
+from index.synonyms import expand_terms
 
 Mode = Literal["hybrid", "dense", "sparse"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sparse")
@@ -95,14 +96,17 @@ class Retriever:
         """The dense vector a question is searched with (its 江门 aliases expanded)."""
         return self.encoder.encode_queries([load_gazetteer().expand(query)])[0]
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> SearchResponse:
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", *,
+               deny: frozenset[str] = frozenset()) -> SearchResponse:
+        """The k best passages; `deny` leaves those documents out (other places' regulations, older versions)."""
         q = validate_query(query, k, mode, self.max_k)
         started = time.perf_counter()
         lookup = load_gazetteer().expand(q)
         timings: dict[str, float] = {}
         depth = max(CANDIDATES, k)
-        if self.exclude:  # look deeper by as many rows as the excluded documents hold
-            depth += sum(d.chunks for i, d in self.index.documents.items() if i in self.exclude)
+        excluded = self.exclude | deny
+        if excluded:  # look deeper by as many rows as the excluded documents hold
+            depth += sum(d.chunks for i, d in self.index.documents.items() if i in excluded)
         dense_list: list[tuple[int, float]] = []
         sparse_list: list[tuple[int, float]] = []
         truncated = False
@@ -118,12 +122,14 @@ class Retriever:
             timings["dense"] = (time.perf_counter() - t) * 1000
         if mode in ("hybrid", "sparse"):
             t = time.perf_counter()
-            sh = self.index.sparse.search(self.segmenter.tokens(lookup), depth, text=lookup)
+            sparse_q = expand_terms(lookup)  # 遛狗不牵绳 → also 牵引带: the words the texts use
+            sh = self.index.sparse.search(self.segmenter.tokens(sparse_q), depth, text=sparse_q)
             sparse_list = [(int(i), float(s)) for i, s in zip(sh.ids, sh.scores, strict=True)]
             timings["sparse"] = (time.perf_counter() - t) * 1000
-        if self.exclude:
-            dense_list = [h for h in dense_list if self.index.chunks[h[0]].doc_id not in self.exclude]
-            sparse_list = [h for h in sparse_list if self.index.chunks[h[0]].doc_id not in self.exclude]
+        if excluded:
+            chunks = self.index.chunks
+            dense_list = [h for h in dense_list if chunks[h[0]].doc_id not in excluded]
+            sparse_list = [h for h in sparse_list if chunks[h[0]].doc_id not in excluded]
         t = time.perf_counter()
         if mode == "hybrid" and self.fusion == "score":
             fused = score_fusion(dense_list, sparse_list, alpha=self.dense_weight, limit=k)

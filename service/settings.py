@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         "extractive", description="Default answer mode: extractive (the reader), generative (the LLM's verified "
                                   "statements) or auto (generative for why/how/which-ones questions)")
     default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given")
+    default_place: str = Field("", description="The place a question that names none is answered for when the "
+                                               "regulations of several places differ (e.g. 江门); empty = none: "
+                                               "the answer says it differs by place and shows a few")
     admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = admin off")
     host: str = Field("127.0.0.1", description="Address `policyqa serve` binds")
     port: int = Field(8000, ge=0, le=65535, description="Port `policyqa serve` binds")

@@ -23,6 +23,7 @@ from service.answering.compose import (
 from service.answering.enumeration import whole_enumeration
 from service.answering.filters import not_yet, topic_violation, violation
 from service.answering.question import QuestionInfo, analyse, asks_future, fits_type, reader_question
+from service.answering.scope import Scope, decide, regulation_view
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
 READ_PASSAGES = 3  # passages the reader reads (measured: see the reader issue's closing note)
@@ -32,7 +33,11 @@ REASONS_ZH = {
     "no_evidence": "所给文档没有提到问题中的关键内容",
     "low_confidence": "找到的段落不足以可靠回答",
     "out_of_scope": "问题超出本资料库的范围",
+    "no_regulation_for_place": "找到的资料中没有所问地方的条例",
+    "no_such_version": "找到的资料中没有所问的版本",
+    "needs_place": "各地规定不同，请说明是哪个地方",
 }
+MAX_PLACES_SHOWN = 3  # a question naming no place, over regulations that differ by place: answers from this many
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,12 @@ class Answer:
     fallback_reason: str | None = None
     statements: tuple[Statement, ...] = ()
     llm: dict[str, Any] | None = None
+    # which documents it could come from: the places named (or the default place), versions, differs by place
+    scope: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"answer_mode_used": self.answer_mode_used, "fallback_reason": self.fallback_reason,
+                "scope": self.scope,
                 "statements": [s.to_dict() for s in self.statements], "llm": self.llm,
                 "question": self.question, "answer": self.answer, "short_answer": self.short_answer,
                 "answer_type": self.answer_type, "refused": self.refused, "reason": self.reason,
@@ -70,8 +78,9 @@ class Answer:
 
 class Answerer:
     def __init__(self, retriever: Retriever, reader: PassageReader, thresholds: Thresholds | None = None,
-                 read_passages: int = READ_PASSAGES) -> None:
+                 read_passages: int = READ_PASSAGES, *, default_place: str | None = None) -> None:
         self.retriever = retriever
+        self.default_place = default_place
         self.reader = reader
         self.index = retriever.index
         self.segmenter = retriever.segmenter
@@ -79,12 +88,93 @@ class Answerer:
         self.read_passages = read_passages
 
     def with_thresholds(self, thresholds: Thresholds) -> Answerer:
-        return Answerer(self.retriever, self.reader, thresholds, self.read_passages)
+        return Answerer(self.retriever, self.reader, thresholds, self.read_passages,
+                        default_place=self.default_place)
 
     def answer(self, question: str, k: int = 5, mode: str = "hybrid") -> Answer:
+        """The answer from the documents the question's scope allows (scope.py): the named place's regulations,
+        the version asked about; a refusal naming the place when it has none; a few places' answers when the
+        question names none and their regulations differ."""
         t0 = time.perf_counter()
-        resp = self.retriever.search(question, max(k, self.read_passages), mode)
+        scope = decide(question, self.index, self.default_place)
+        if scope.refusal is not None:
+            if self._about_regulations(question, mode):
+                return self._scope_refusal(question, k, mode, scope, t0)
+            scope = Scope(denied=scope.denied, places=scope.places)  # a place's news, not its regulation
+        if not scope.places:
+            several = self._by_place(question, k, mode, scope, t0)
+            if several is not None:
+                return several
+        return replace(self._answer(question, k, mode, scope), scope=_scope_dict(scope))
+
+    def _about_regulations(self, question: str, mode: str) -> bool:
+        """Whether the best passage for the question, from any place, is a regulation's."""
+        top = self.retriever.search(question, 1, mode).results
+        return bool(top) and top[0].doc_id in regulation_view(self.index).regulations
+
+    def _scope_refusal(self, question: str, k: int, mode: str, scope: Scope, t0: float) -> Answer:
+        """No regulation of the place (or version) asked about: say so, with the related regulation's passages (the
+        province's) when there is one, never another place's clause as the answer."""
+        regs = frozenset(regulation_view(self.index).regulations)
+        deny = regs - frozenset(scope.related) if scope.related else scope.denied
+        resp = self.retriever.search(question, k, mode, deny=deny)
         info = analyse(resp.query, self.segmenter)
+        shown = self._with_dense_scores(resp)[:k] if scope.related else ()
+        reason = scope.refusal or "no_evidence"
+        refusal = self._refusal(resp, info, reason, scope.refusal_text, 0.0, {}, shown, dict(resp.timings_ms), t0)
+        return replace(refusal, scope=_scope_dict(scope))
+
+    def _by_place(self, question: str, k: int, mode: str, scope: Scope, t0: float) -> Answer | None:
+        """A question naming no place whose best passages are regulations of several places: each place's answer
+        (up to MAX_PLACES_SHOWN), saying that it differs by place. None when one place's texts lead."""
+        view = regulation_view(self.index)
+        if not view.regulations:
+            return None
+        resp = self.retriever.search(question, max(k, self.read_passages, 5), mode, deny=scope.denied)
+        top = resp.results[: max(self.read_passages, 5)]
+        if not top or top[0].doc_id not in view.regulations:
+            return None
+        places = list(dict.fromkeys(view.regulations[r.doc_id].place for r in top if r.doc_id in view.regulations))
+        places = [p for p in places if p]
+        if len(places) < 2:
+            return None
+        answers: list[Answer] = []
+        for place in places[:MAX_PLACES_SHOWN]:
+            keep = frozenset(d for d in view.current if view.regulations[d].place == place)
+            sub = Scope(denied=frozenset(view.regulations) - keep, places=(place,))
+            a = self._answer(question, k, mode, sub)
+            if not a.refused:
+                answers.append(a)
+        info = analyse(resp.query, self.segmenter)
+        timings = dict(resp.timings_ms)
+        differs = {"places": [], "default_place": False, "versions": [], "differs_by_place": places[:MAX_PLACES_SHOWN]}
+        if not answers:
+            refusal = self._refusal(resp, info, "needs_place", "各地规定不同，找到的段落不足以可靠回答，请说明是哪个地方",
+                                    0.0, {}, self._with_dense_scores(resp)[:k], timings, t0)
+            return replace(refusal, scope=differs)
+        citations: list[Citation] = []
+        parts: list[str] = []
+        shorts: list[str] = []
+        for a in answers:
+            shifted = tuple(replace(c, n=c.n + len(citations)) for c in a.citations)
+            citations += shifted
+            parts.append(answer_text(shifted, a.conflict).rstrip("。"))
+            if a.short_answer:
+                shorts.append(a.short_answer)
+        text = "各地规定不同（问题没有说明是哪个地方），例如：" + "；".join(parts) + "。"
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 3)
+        first = answers[0]
+        return Answer(resp.query, text, "；".join(shorts) or None, first.answer_type, False, None,
+                      min(a.confidence for a in answers), False, tuple(citations),
+                      tuple(p for a in answers for p in a.passages[:2])[:k], resp.generation, timings,
+                      first.signals, scope=differs)
+
+    def _answer(self, question: str, k: int, mode: str, scope: Scope) -> Answer:
+        t0 = time.perf_counter()
+        resp = self.retriever.search(question, max(k, self.read_passages), mode, deny=scope.denied)
+        info = analyse(resp.query, self.segmenter)
+        if scope.consumed_years:  # the year chose the version: the passage need not state it
+            info = replace(info, years=tuple(y for y in info.years if y not in scope.consumed_years))
         # a quoted word the articles never use is the asker's own scare quote (“后进”), not a name to find
         info = replace(info, quoted=tuple(t for t in info.quoted if self.index.mentions(t)))
         passages = self._with_dense_scores(resp)
@@ -217,6 +307,10 @@ class Answerer:
                 "missing_rare": float(min(missing_rare, 2)),
                 # not in the confidence model: what calibration reads the sure margin off
                 "rank1_margin": _rank1_margin(judged), "lower_margin": lower}
+
+
+def _scope_dict(scope: Scope) -> dict[str, Any] | None:
+    return scope.to_dict() if scope.denied or scope.places or scope.refusal else None
 
 
 def _rank1_margin(judged: list[tuple[Candidate, str | None]]) -> float:

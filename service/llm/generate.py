@@ -22,7 +22,8 @@ from service.llm.parse import MalformedOutput, StatementStream, parse_answer
 from service.llm.verify import verify
 
 AnswerMode = Literal["extractive", "generative", "auto"]
-HARD_REFUSALS = frozenset({"no_evidence", "out_of_scope"})  # another place or year, the future, off topic
+# another place or year, the future, off topic; no regulation of the place or version asked about
+HARD_REFUSALS = frozenset({"no_evidence", "out_of_scope", "no_regulation_for_place", "no_such_version"})
 _CLOSING = "。；;！!？?"
 
 

@@ -23,6 +23,7 @@ from service.answering.compose import (
 from service.answering.enumeration import whole_enumeration
 from service.answering.filters import not_yet, topic_violation, violation
 from service.answering.question import QuestionInfo, analyse, asks_future, fits_type, reader_question
+from service.answering.regfacts import ASKS_FINE, Fact, fact_for, fine_short
 from service.answering.scope import Scope, decide, regulation_view
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
@@ -107,6 +108,18 @@ class Answerer:
                 return several
         return replace(self._answer(question, k, mode, scope), scope=_scope_dict(scope))
 
+    def _fact_answer(self, resp: SearchResponse, info: QuestionInfo, fact: Fact, shown: tuple[SearchResult, ...],
+                     timings: dict[str, float], t0: float) -> Answer:
+        """A regulation's effective date or passing meeting, found by rule (regfacts.py), cited like any answer."""
+        doc = self.index.documents[fact.doc_id]
+        chunk = next(c for c in self.index.chunks if c.doc_id == fact.doc_id and c.start <= fact.start < c.end)
+        citation = Citation(1, doc.doc_id, chunk.chunk_id, chunk.title, doc.issue_date, chunk.section,
+                            doc.text[fact.start:fact.end], fact.start, fact.end, doc.origin_at(fact.start, fact.end))
+        verify_citation(self.index, citation)
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 3)
+        return Answer(resp.query, answer_text((citation,), False), fact.short + fact.note, "date", False, None, 1.0,
+                      False, (citation,), shown, resp.generation, timings, {"rule": 1.0})
+
     def _about_regulations(self, question: str, mode: str) -> bool:
         """Whether the best passage for the question, from any place, is a regulation's."""
         top = self.retriever.search(question, 1, mode).results
@@ -183,6 +196,10 @@ class Answerer:
         if asks_future(info.text):  # no reading: no article can know it
             return self._refusal(resp, info, "out_of_scope", "资料库收录的是已发表的报道，不能回答关于今后几天的问题",
                                  0.0, {}, shown, timings, t0)
+        fact = fact_for(question, [p.doc_id for p in passages[: self.read_passages]], self.index,
+                        regulation_view(self.index).regulations.keys())
+        if fact is not None:
+            return self._fact_answer(resp, info, fact, shown, timings, t0)
         t1 = time.perf_counter()
         judged, read = self._read(info, reader_question(resp.query, self.segmenter), passages[: self.read_passages])
         timings["read"] = round((time.perf_counter() - t1) * 1000, 3)
@@ -211,6 +228,9 @@ class Answerer:
             return self._refusal(resp, info, reason, None, confidence, signals, shown, timings, t0)
         chosen, conflict = self._choose(info, best, consistent)
         short = self._list_answer(best) if info.answer_type == "list" else best.span
+        if short and ASKS_FINE.search(info.text) and "元" in best.span:
+            p = best.passage
+            short = fine_short(p.text, best.span_start - p.start, best.span_end - p.start)
         citations = citations_for(chosen, self.index)  # dated by each document's issue date
         if conflict:  # the newest document's value prevails
             short = max(zip(citations, chosen, strict=True), key=lambda pair: pair[0].date)[1].span

@@ -124,6 +124,9 @@ def _answer_violation(info: QuestionInfo, cand: Candidate) -> str | None:
             return f"找到的段落没有给出{info.counted[0]}的数字"
         if found and not same_unit:
             return f"找到的段落没有以“{info.unit}”计的数字"
+    party = _party_violation(info, cand)
+    if party is not None:
+        return party
     if info.role is not None and info.role not in cand.sentence:
         # the name beside another post (市委书记陈岸明 for 组织部部长是谁) does not answer it
         return f"找到的段落没有说明谁是{info.role}"
@@ -136,3 +139,21 @@ def not_yet(info: QuestionInfo, cand: Candidate) -> bool:
         if _NOT_YET_RE.search(clause) and any(w in clause for w in info.keywords):
             return True
     return False
+
+
+_PARTIES = ("单位", "个人")
+
+
+def _party_violation(info: QuestionInfo, cand: Candidate) -> str | None:
+    """A fine asked for one party (对个人 / 对单位) must not be the other's: the party named last before the span
+    in its sentence is the one it applies to (对个人处五十元罚款，对单位处五百元罚款)."""
+    asked = [p for p in _PARTIES if p in info.text]
+    if len(asked) != 1 or "罚" not in cand.sentence:
+        return None
+    p = cand.passage
+    sentence_start = cand.start - p.start
+    before = p.text[sentence_start: cand.span_start - p.start]
+    last = max(_PARTIES, key=before.rfind)
+    if before.rfind(last) >= 0 and last != asked[0]:
+        return f"找到的段落中这一罚款是对{last}的，不是对{asked[0]}的"
+    return None

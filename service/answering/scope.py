@@ -251,4 +251,5 @@ def _likely_name(view: RegulationView, question: str) -> str:
     if not counts:
         return "相关条例"
     qchars = set(question)
-    return max(counts, key=lambda n: (n in question, len(set(n) & qchars) / max(len(n), 1), counts[n]))
+    # named outright; else one sharing most of its characters with the question (生态文明 …); else the commonest
+    return max(counts, key=lambda n: (n in question, len(set(n) & qchars) / max(len(n), 1) >= 0.5, counts[n]))

@@ -11,7 +11,7 @@ from typing import Any
 from index.gazetteer import load_divisions
 from index.store import StoredDocument
 from index.synonyms import expand_terms
-from service.answering.regfacts import asked_fact, find_fact, fine_short
+from service.answering.regfacts import asked_fact, find_fact, find_fine, fine_short
 from service.answering.scope import build_view, decide
 
 
@@ -128,5 +128,27 @@ def test_fine_short_answer_is_the_whole_range() -> None:
 
 
 def test_colloquial_phrases_expand_to_the_texts_words() -> None:
-    assert expand_terms("遛狗不牵绳罚多少钱？") == "遛狗不牵绳罚多少钱？（携犬 犬只 牵引带 犬绳 罚款）"
+    assert expand_terms("遛狗不牵绳罚多少钱？") == "遛狗不牵绳罚多少钱？（携犬 犬只 牵引带 犬绳 犬链 束犬链 罚款）"
     assert expand_terms("江海区有多少个网格？") == "江海区有多少个网格？"
+
+
+FINES = ("第八条　公民应当遵守公共环境文明行为规范，不得实施下列不文明行为：（一）在禁止吸烟的公共场所内吸烟；\n"
+         "（二）随地吐痰、便溺；\n（三）从建筑物内向外抛掷物品；\n"
+         "第三十三条　违反本条例第八条第一项规定，在禁止吸烟的公共场所内吸烟的，由卫生主管部门处五十元罚款；"
+         "经营管理单位对吸烟行为不予劝阻的，处五百元以上五千元以下罚款。\n"
+         "第三十四条　违反本条例第八条第三项规定的，由城市管理部门对个人处五十元以上二百元以下罚款，"
+         "对单位处一千元以上五千元以下罚款。\n")
+
+
+def test_fine_for_the_named_behaviour_and_party() -> None:
+    doc = _doc("nb", "宁波市文明行为促进条例", FINES, doc_type="regulation")
+    smoking = find_fine("在公共场所吸烟罚多少钱？", doc, ["公共场所", "吸烟"])
+    assert smoking is not None and smoking.short == "五十元"  # the smoker's fine, not the manager's
+    assert FINES[smoking.start:smoking.end].startswith("第三十三条")
+    # the behaviour's article and item, then the fine clause citing them
+    person = find_fine("个人从楼上向外抛掷物品罚多少？", doc, ["抛掷", "物品"])
+    assert person is not None and person.short == "五十元以上二百元以下"
+    unit = find_fine("单位从楼上向外抛掷物品罚多少？", doc, ["抛掷", "物品"])
+    assert unit is not None and unit.short == "一千元以上五千元以下"
+    # 随地吐痰 is a rule here without a fine: no fine from another clause
+    assert find_fine("随地吐痰罚多少钱？", doc, ["随地吐痰"]) is None

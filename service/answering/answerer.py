@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from index.gazetteer import load_gazetteer
+from index.synonyms import expand_terms
 from service.answering.calibration import NO_MARGIN, Thresholds
 from service.answering.candidates import Candidate, PassageReader, adjusted
 from service.answering.compose import (
@@ -23,7 +24,7 @@ from service.answering.compose import (
 from service.answering.enumeration import whole_enumeration
 from service.answering.filters import not_yet, topic_violation, violation
 from service.answering.question import QuestionInfo, analyse, asks_future, fits_type, reader_question
-from service.answering.regfacts import ASKS_FINE, Fact, fact_for, fine_short
+from service.answering.regfacts import ASKS_FINE, Fact, behaviour_terms, fact_for, fine_short
 from service.answering.scope import Scope, decide, regulation_view
 from service.retrieval import Retriever, SearchResponse, SearchResult
 
@@ -117,7 +118,8 @@ class Answerer:
                             doc.text[fact.start:fact.end], fact.start, fact.end, doc.origin_at(fact.start, fact.end))
         verify_citation(self.index, citation)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 3)
-        return Answer(resp.query, answer_text((citation,), False), fact.short + fact.note, "date", False, None, 1.0,
+        kind = "number" if fact.kind == "fine" else "date"
+        return Answer(resp.query, answer_text((citation,), False), fact.short + fact.note, kind, False, None, 1.0,
                       False, (citation,), shown, resp.generation, timings, {"rule": 1.0})
 
     def _about_regulations(self, question: str, mode: str) -> bool:
@@ -196,8 +198,9 @@ class Answerer:
         if asks_future(info.text):  # no reading: no article can know it
             return self._refusal(resp, info, "out_of_scope", "资料库收录的是已发表的报道，不能回答关于今后几天的问题",
                                  0.0, {}, shown, timings, t0)
+        terms = behaviour_terms(self.segmenter.content_words(expand_terms(resp.query)), list(info.places))
         fact = fact_for(question, [p.doc_id for p in passages[: self.read_passages]], self.index,
-                        regulation_view(self.index).regulations.keys())
+                        regulation_view(self.index).regulations.keys(), terms)
         if fact is not None:
             return self._fact_answer(resp, info, fact, shown, timings, t0)
         t1 = time.perf_counter()

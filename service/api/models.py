@@ -102,6 +102,10 @@ class AskResult(_Open):
     statements: list[Statement] = Field(default_factory=list,
                                         description="the LLM's statements, kept (verified) and dropped")
     llm: dict[str, Any] | None = Field(None, description="the LLM call: model, statements kept and dropped")
+    scope: dict[str, Any] | None = Field(
+        None, description="which regulations the answer could come from: `places` named (or the default place, "
+                          "`default_place`), `versions` (which version answered), `differs_by_place` (no place named "
+                          "and the places' texts differ: the places shown), `refusal`; null when nothing was left out")
 
 
 class OriginalFile(BaseModel):

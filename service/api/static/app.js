@@ -10,6 +10,9 @@
     no_evidence: "所给文档未提及",
     low_confidence: "证据不足，未作回答",
     out_of_scope: "超出本资料库范围",
+    no_regulation_for_place: "资料库中没有该地的条例",
+    no_such_version: "资料库中没有所问的版本",
+    needs_place: "各地规定不同，请说明是哪个地方",
   };
   const CONTEXT_CHARS = 150; // context shown either side of a quote found in the whole document
   const SNIPPET_CHARS = 120; // length of a nearest-passage preview in the refusal view
@@ -380,6 +383,19 @@
     return nodes.filter((node) => node !== "");
   }
 
+  // Which regulations the answer could come from: the place named (or the default one), the version in force
+  function scopeText(scope) {
+    if (!scope) return "";
+    const parts = [];
+    if (Array.isArray(scope.differs_by_place) && scope.differs_by_place.length) {
+      parts.push(`问题没有说明地方，各地规定不同，以下列出${scope.differs_by_place.join("、")}的规定`);
+    } else if (Array.isArray(scope.places) && scope.places.length) {
+      parts.push(`依据${scope.places.join("、")}的资料${scope.default_place ? "（默认地区）" : ""}`);
+    }
+    if (Array.isArray(scope.versions)) parts.push(...scope.versions);
+    return parts.join("；");
+  }
+
   function renderAnswer(data) {
     const citations = Array.isArray(data.citations) ? data.citations : [];
     const shortAnswer = typeof data.short_answer === "string" && data.short_answer.trim() ? data.short_answer : null;
@@ -389,6 +405,9 @@
       head.append(el("p", { class: "short-answer" }, "简答：", el("strong", { text: shortAnswer })));
     }
     answerCard.append(head);
+
+    const scopeNote = scopeText(data.scope);
+    if (scopeNote) answerCard.append(el("p", { class: "scope-note", role: "note", text: scopeNote }));
 
     const fallback = FALLBACK_ZH[data.fallback_reason];
     if (fallback) answerCard.append(el("p", { class: "fallback-note", role: "note", text: `${fallback}，以下为摘录原文的回答` }));

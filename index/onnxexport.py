@@ -36,9 +36,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from index.encoders.variants import ONNX_DIR, ONNX_FILES, ONNX_MANIFEST, onnx_manifest
 from index.generations import fsync_dir
-from index.modelprep import ModelPrepError, sha256_file, swap_into_place
+from index.modelfiles import (
+    ONNX_DIR,
+    ONNX_FILES,
+    ONNX_MANIFEST,
+    ModelPrepError,
+    onnx_manifest,
+    sha256_file,
+    swap_into_place,
+)
 
 __all__ = ["OPSET", "QUANTIZATION", "ensure_onnx", "export_module", "export_onnx", "quantise"]
 

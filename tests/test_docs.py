@@ -73,10 +73,12 @@ def command_problems(text: str, root: argparse.ArgumentParser) -> list[str]:
             parser, path = root, ["policyqa"]
             while words and (subs := _subcommands(parser)):
                 word = words[0].strip("[]`")
-                if word not in subs:
-                    if not word or not word[0].isalpha():  # `policyqa` alone, or with a placeholder only
-                        break
-                    problems.append(f"{' '.join(path)} has no subcommand {word!r} ({piece.strip()!r})")
+                if not word or not word[0].isalpha():  # `policyqa` alone, or with a placeholder only
+                    break
+                choices = word.split("\\|")  # a table's `eval run\|score`: each alternative must exist
+                problems += [f"{' '.join(path)} has no subcommand {c!r} ({piece.strip()!r})"
+                             for c in choices if c not in subs]
+                if len(choices) > 1 or word not in subs:
                     break
                 parser, path, words = subs[word], [*path, word], words[1:]
             else:
@@ -118,9 +120,11 @@ def test_docs_name_commands_at_all() -> None:
 def test_checks_catch_a_wrong_name() -> None:
     root = _root()
     bad = "Run `policyqa corpus add FILE --titel T`, `policyqa eval rnu --set x` and `policyqa index`.\n" \
+          "| `policyqa eval run\\|score\\|scroe` | …\n" \
           "```\n.venv/bin/policyqa serach 江门 && policyqa ask -\n```\nwith POLICYQA_REBUILD_DELAY and POLICYQA_PORT."
     problems = command_problems(bad, root)
-    assert len(problems) == 3, problems
+    assert len(problems) == 4, problems
     assert any("--titel" in p for p in problems) and any("'rnu'" in p for p in problems)
+    assert any("'scroe'" in p for p in problems)
     assert any("'serach'" in p for p in problems)
     assert setting_problems(bad, _settings()) == ["POLICYQA_REBUILD_DELAY is not a setting (service/settings.py)"]

@@ -17,7 +17,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,16 +26,15 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO / "bench") not in sys.path:  # bench/common.py, imported as the benches do
+    sys.path.insert(0, str(REPO / "bench"))
+
+from common import free_port  # noqa: E402
+
 OUT = REPO / "docs" / "img" / "answer.png"
 QUESTION = "江门市目前有多少名党员？"
 WIDTH, HEIGHT = 1200, 820
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _server_env(data: Path) -> dict[str, str]:
@@ -113,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="policyqa-shot-") as tmp:
         data = Path(tmp)
         log = data / "server.log"
-        port = _free_port()
+        port = free_port()
         with log.open("wb") as fh:
             proc = subprocess.Popen([sys.executable, "-m", "service.server", "--host", "127.0.0.1",
                                      "--port", str(port)], cwd=REPO, env=_server_env(data), stdout=fh,

@@ -128,3 +128,39 @@ def test_checks_catch_a_wrong_name() -> None:
     assert any("'scroe'" in p for p in problems)
     assert any("'serach'" in p for p in problems)
     assert setting_problems(bad, _settings()) == ["POLICYQA_REBUILD_DELAY is not a setting (service/settings.py)"]
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped (CJK kept), spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def link_problems(path: Path) -> list[str]:
+    problems = []
+    for target in LINK.findall(FENCE.sub("", path.read_text(encoding="utf-8"))):
+        if target.startswith(("http:", "https:", "mailto:")):
+            continue
+        file, _, anchor = target.partition("#")
+        dest = (path.parent / file).resolve() if file else path
+        if not dest.exists():
+            problems.append(f"{path.name}: {target} (no such file)")
+        elif anchor and dest.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", FENCE.sub("", dest.read_text(encoding="utf-8")), re.M)
+            if anchor not in {_slug(h) for h in headings}:
+                problems.append(f"{path.name}: {target} (no such heading)")
+    return problems
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_links_lead_somewhere(path: Path) -> None:
+    assert link_problems(path) == []
+
+
+def test_link_check_catches_a_broken_link(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# Top / 顶部\n[ok](#top--顶部) [gone](missing.md) [bad](#nowhere)\n", encoding="utf-8")
+    assert link_problems(page) == ["page.md: missing.md (no such file)", "page.md: #nowhere (no such heading)"]

@@ -34,7 +34,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -48,7 +47,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
-from machine import cpu_info, describe  # bench/ is the script's folder
+from common import drop_embedding_cache, free_port, nearest_rank  # bench/ is the script's folder
+from machine import cpu_info, describe
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_CANDIDATES = (REPO / "tests" / "artifacts" / "http-embedding-cache" / "embeddings.sqlite",
@@ -82,20 +82,6 @@ class Figures:
     p99_ms: float
     rps: float
     round: int = 1
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    i = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
-    return s[i]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -240,7 +226,7 @@ def load(url: str, call: Call, clients: int, requests: int, max_seconds: float,
 def figures(backend: str, workers: int, endpoint: str, clients: int, lat: list[float], errors: int,
             seconds: float) -> Figures:
     return Figures(backend, workers, endpoint, clients, len(lat), errors, round(seconds, 2),
-                   round(statistics.median(lat), 1) if lat else float("nan"), round(percentile(lat, 99), 1),
+                   round(statistics.median(lat), 1) if lat else float("nan"), round(nearest_rank(lat, 99), 1),
                    round(len(lat) / seconds, 2) if seconds > 0 else 0.0)
 
 
@@ -254,14 +240,9 @@ def copy_cache(dest: Path) -> Path | None:
     return None
 
 
-def drop_cache(index_dir: Path) -> None:
-    for p in (index_dir / "cache").glob("embeddings.sqlite*"):
-        p.unlink()
-
-
 def start_cold_rebuild(admin: httpx.Client, server: Server) -> str:
     """Drop the embedding cache, swap the bench's own article for a new one, start a rebuild: its job_id."""
-    drop_cache(server.index_dir)
+    drop_embedding_cache(server.index_dir / "cache")
     for old in server.root.joinpath("corpus").glob("bench-rebuild-*.md"):
         admin.delete(f"/v1/documents/{old.stem}").raise_for_status()
     nonce = secrets.token_hex(6)

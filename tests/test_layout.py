@@ -93,3 +93,98 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (REPO / "README.md").read_text()
     command = next(line for line in ci if line.startswith("python3.11 -m venv"))
     assert f"\n{command}\n" in readme
+
+
+def _project_modules() -> dict[str, Path]:
+    mods: dict[str, Path] = {}
+    for top in [*STAGES, "bench"]:
+        for path in sorted((REPO / top).rglob("*.py")):
+            if "models" in path.relative_to(REPO).parts:  # prepared model folders, not code
+                continue
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return mods
+
+
+def _import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """module → the project modules it imports, anywhere in the file: at the top, inside a function, or under
+    TYPE_CHECKING. A circle closed by a function-level or type-only import is still a circle: the two modules
+    cannot be understood, moved or tested apart."""
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:  # `from pkg.mod import name`: name may be a module or an attribute
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        package = mod.split(".") if path.stem == "__init__" else mod.split(".")[:-1]
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+                targets = [f"{base}.{a.name}" for a in node.names]
+            deps |= {r for t in targets if (r := resolve(t)) is not None}
+        graph[mod] = deps - {mod}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_cycle_finder_finds_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    mods = _project_modules()
+    graph = _import_graph(mods)
+    assert "index.generations" in graph["index.onnxexport"]  # the graph sees imports (a test that can fail)
+    assert "service.answering.calibration" in graph["service.answering.answerer"]
+    assert _cycles(graph) == [], "import circles (break them with a module both sides import)"

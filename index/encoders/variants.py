@@ -7,28 +7,14 @@ hash of the ONNX file itself (recorded in onnx/policyqa_onnx.json when it was ex
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from index.modelprep import ModelPrepError, model_fingerprint
+from index.modelfiles import ONNX_DIR, ONNX_FILES, ModelPrepError, onnx_manifest
+from index.modelprep import model_fingerprint
 
 Backend = Literal["onnx-int8", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-ONNX_DIR = "onnx"
-ONNX_MANIFEST = "policyqa_onnx.json"
-ONNX_FILES: dict[str, str] = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
-
-
-def onnx_manifest(model_dir: Path) -> dict[str, Any] | None:
-    """The export record of ``model_dir/onnx/``, or None when there is no complete export."""
-    try:
-        data = json.loads((Path(model_dir) / ONNX_DIR / ONNX_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("variants"), dict):
-        return None
-    return data
 
 
 def onnx_path(model_dir: Path, backend: str) -> Path:

@@ -17,13 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from index.generations import fsync_dir
-from index.modelprep import (
-    ModelPrepError,
-    exclusive_lock,
-    remove_stale_temporaries,
-    sha256_file,
-    swap_into_place,
-)
+from index.modelfiles import ModelPrepError, sha256_file, swap_into_place
+from index.modelprep import exclusive_lock, remove_stale_temporaries
 from index.onnxexport import OPSET, export_module
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"

@@ -15,12 +15,14 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from service.answering.answerer import Answer, Answerer
+    from index.store import LoadedIndex
+    from service.answering.candidates import PassageReader
+    from service.retrieval import Retriever
 
 NO_MARGIN = -20.0  # the margin signal when there is no span
 
@@ -32,6 +34,40 @@ L2 = 0.05
 F1_TOLERANCE = 0.03
 SURE_SLACK = 0.5  # the sure margin's room above the best lower-passage span of the calibration set
 CV_FOLDS, CV_REPEATS = 5, 10
+
+
+class AnswerSignals(Protocol):
+    """What fitting reads of an answer (service.answering.answerer.Answer). A protocol, not an import: the
+    answerer imports this module for its thresholds, so importing the answerer back would close a circle."""
+
+    @property
+    def refused(self) -> bool: ...
+
+    @property
+    def signals(self) -> dict[str, float]: ...
+
+
+class Calibratable(Protocol):
+    """What fitting uses of the answerer (service.answering.answerer.Answerer)."""
+
+    @property
+    def retriever(self) -> Retriever: ...
+
+    @property
+    def reader(self) -> PassageReader: ...
+
+    @property
+    def index(self) -> LoadedIndex: ...
+
+    @property
+    def thresholds(self) -> Thresholds: ...
+
+    @property
+    def read_passages(self) -> int: ...
+
+    def with_thresholds(self, thresholds: Thresholds) -> Calibratable: ...
+
+    def answer(self, question: str) -> AnswerSignals: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +152,7 @@ def _out_of_fold(x: np.ndarray, y: np.ndarray, seed: int = 13) -> list[np.ndarra
     return runs
 
 
-def rank_prior(answerer: Answerer, questions: list[dict[str, Any]]) -> dict[str, Any]:
+def rank_prior(answerer: Calibratable, questions: list[dict[str, Any]]) -> dict[str, Any]:
     """Where retrieval first puts a passage holding the answer, over the answerable questions, as log prior odds
     against rank 1 (add-one smoothed), one value per passage the reader reads. The reader's margin is a log odds
     (span against no answer, within its window), so a span from a lower-ranked passage has to make up this much
@@ -134,7 +170,7 @@ def rank_prior(answerer: Answerer, questions: list[dict[str, Any]]) -> dict[str,
     return {"first_holding_rank": first[:n], "none": first[n], "penalty": penalty}
 
 
-def sure_margin(rows: list[tuple[dict[str, Any], Answer]]) -> dict[str, Any]:
+def sure_margin(rows: list[tuple[dict[str, Any], AnswerSignals]]) -> dict[str, Any]:
     """How sure the first passage's best consistent span must be for the other passages not to be read: above
     the best consistent span (less its rank prior) that any lower passage gave on the calibration set, with
     SURE_SLACK to spare. Not "above the surest first passage a lower one beat": such a bound (4.9 here) let an
@@ -147,7 +183,7 @@ def sure_margin(rows: list[tuple[dict[str, Any], Answer]]) -> dict[str, Any]:
                                         if value is not None and a.signals.get("rank1_margin", NO_MARGIN) >= value)}
 
 
-def calibrate(answerer: Answerer, questions: list[dict[str, Any]], set_name: str) -> dict[str, Any]:
+def calibrate(answerer: Calibratable, questions: list[dict[str, Any]], set_name: str) -> dict[str, Any]:
     prior = rank_prior(answerer, questions)
     probe = answerer.with_thresholds(replace(answerer.thresholds, min_confidence=0.0,
                                              rank_prior=tuple(prior["penalty"]), sure_margin=math.inf))

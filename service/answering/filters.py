@@ -115,11 +115,12 @@ def _answer_violation(info: QuestionInfo, cand: Candidate) -> str | None:
         clause = p.text[begin:end]
         found = _SPAN_UNIT_RE.findall(cand.span)
         same_unit = bool(found) and _SAME_UNIT.get(found[-1], found[-1]) == _SAME_UNIT.get(info.unit, info.unit)
-        # a word or its head (the last two characters: 共产党员 → 党员) names the thing counted; or the count is
-        # in the asked measure and the words right after it share a character with that head (几名队员 … 五名球员,
-        # 几场赛事 … 两场分组赛)
+        # a word or its head (the last two characters: 共产党员 → 党员) names the thing counted; or, for a two-character
+        # word, the count is in the asked measure and the words right after it share a character with it (几名队员 …
+        # 五名球员, 几场赛事 … 两场分组赛). A longer word is specific (专职网格员): 428名党员义工 shares only 员
         after = p.text[cand.span_end - p.start: min(end, cand.span_end - p.start + _COUNTED_REACH)]
-        if info.counted and not any(w in clause or w[-2:] in clause or (same_unit and any(ch in after for ch in w[-2:]))
+        if info.counted and not any(w in clause or w[-2:] in clause
+                                    or (same_unit and len(w) <= 2 and any(ch in after for ch in w[-2:]))
                                     for w in info.counted):
             return f"找到的段落没有给出{info.counted[0]}的数字"
         if found and not same_unit:

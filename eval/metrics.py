@@ -79,6 +79,11 @@ def contains_gold(text: str, answers: Sequence[str], require_all: bool) -> bool:
     return all(hits) if require_all else any(hits)
 
 
+def first_citation_in_gold(cited_doc_ids: Sequence[str], gold: Iterable[str]) -> bool:
+    """Whether the answer's first citation is of a gold document (False for an answer that cites nothing)."""
+    return bool(cited_doc_ids) and cited_doc_ids[0] in set(gold)
+
+
 def cmrc_tokens(text: str, remove_punctuation: bool = True) -> list[str]:
     """CMRC mixed segmentation: one token per CJK character (and punctuation), words for other runs."""
     s = str(text).lower().strip()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 # The punctuation list of cmrc2018_evaluate.py ('……' is listed there as one entry; '…' is added so that
@@ -72,10 +73,12 @@ def ndcg_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
 
 
 def contains_gold(text: str, answers: Sequence[str], require_all: bool) -> bool:
-    """Whether `text` contains the gold answers: every one (`require_all`) or any one."""
+    """Whether `text` contains the gold answers: every one (`require_all`) or any one. Both sides are NFKC-folded:
+    gold answers keep the source's full-width characters (（区）, ５０元) where cleaning may fold them."""
     if not answers:
         return False
-    hits = [a in text for a in answers]
+    text = unicodedata.normalize("NFKC", text)
+    hits = [unicodedata.normalize("NFKC", a) in text for a in answers]
     return all(hits) if require_all else any(hits)
 
 

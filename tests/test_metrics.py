@@ -58,6 +58,9 @@ def test_contains_gold() -> None:
     assert contains_gold(text, ["190名", "383名"], require_all=True)
     assert not contains_gold(text, [], require_all=False)
     assert not contains_gold("", ["190名"], require_all=False)
+    # full-width gold against a folded answer, and the other way round
+    assert contains_gold("市、县(区)精神文明建设指导机构负责", ["市、县（区）精神文明建设指导机构"], require_all=False)
+    assert contains_gold("处５０元罚款", ["50元"], require_all=False)
 
 
 def test_cmrc_tokens_mixed_latin_cjk() -> None:

@@ -189,7 +189,7 @@ def register(subparsers: Any) -> None:
     ev = subparsers.add_parser("eval", help="evaluate on question sets").add_subparsers(
         dest="eval_command", required=True)
     s = ev.add_parser("run", help="run a question set, score it, write a report")
-    s.add_argument("--set", required=True, help="set name (eval/sets/<name>.jsonl, cmrc2018_dev, chronoqa) or path")
+    s.add_argument("--set", required=True, help="set name (eval/sets/<name>.jsonl, cmrc2018_dev, chronoqa, regulations) or path")
     s.add_argument("--mode", choices=(*MODES, "all"), default="hybrid",
                    help="retrieval mode to evaluate, or all three side by side (default hybrid)")
     s.add_argument("--answer-mode", choices=(*ANSWER_MODES, "all"), default="extractive",

@@ -1,5 +1,8 @@
 """External evaluation sets (eval/external/<name>/): their corpus as a cached policyqa corpus + index.
 
+A set of original files (source.json instead of corpus.jsonl: the regulations) is ingested through the upload
+path instead, see eval/rawfiles.py; the rest of this module (ids.json, settings, index) serves both kinds.
+
 An external set ships `corpus.jsonl` ({doc_id, title, text}) and `questions.jsonl`. To run it through the
 same pipeline as the seed sets, each passage is written as a stored article
 `eval/cache/<name>/corpus/<safe_id>.md` (YAML front matter + the passage text, verbatim) and the set gets

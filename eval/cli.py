@@ -29,18 +29,17 @@ if TYPE_CHECKING:
 
 def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True) -> tuple[Any, dict[str, Any]]:
     """The engine for a set, and what preparing it did (external sets: their cached corpus and index)."""
-    from eval.sets import EXTERNAL_DIR
+    from eval.external import ensure_index, is_external
     from service.engine import Engine
 
-    if not (EXTERNAL_DIR / set_name / "corpus.jsonl").exists():
+    if not is_external(set_name):
         engine = Engine(settings)
         engine.ensure_index()
         return engine, {}
-    from eval.external import ensure_index
     from service.cli import TqdmProgress
 
     t0 = time.perf_counter()
-    settings = prepare_external(set_name, settings)
+    settings, failed = prepare_external(set_name, settings)
     engine = Engine(settings)
     t1 = time.perf_counter()
     bar = TqdmProgress(enabled=not quiet)
@@ -52,6 +51,8 @@ def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True) -> tup
     info: dict[str, Any] = {"corpus_dir": str(settings.corpus_dir), "index_dir": str(settings.index_dir),
                             "ids": str(settings.corpus_dir.parent / "ids.json"),
                             "materialise_s": round(t1 - t0, 2), "index_s": round(t2 - t1, 2), "built": None}
+    if failed is not None:  # a set of original files: which of them could not be ingested
+        info["failed"] = [{"file": f, "reason": r} for f, r in failed]
     if result is not None:
         info["built"] = {"generation": result.generation, "chunks": result.chunks, "embedded": result.embedded,
                          "cached": result.cached, "seconds": round(result.seconds, 2)}
@@ -60,9 +61,10 @@ def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True) -> tup
     return engine, info
 
 
-def prepare_external(set_name: str, settings: Settings) -> Settings:
+def prepare_external(set_name: str, settings: Settings) -> tuple[Settings, tuple[tuple[str, str], ...] | None]:
     """External sets (eval/external/<name>/): materialise their corpus under eval/cache/<name>/corpus/ and
-    return settings whose corpus_dir / index_dir point there (see eval/external.py)."""
+    return settings whose corpus_dir / index_dir point there (see eval/external.py), with the files that could
+    not be ingested (None for a set of passages)."""
     from eval.external import external_settings
     from service.cli import CliError
 
@@ -72,7 +74,17 @@ def prepare_external(set_name: str, settings: Settings) -> Settings:
         raise CliError(f"external set {set_name!r}: {exc}") from exc
     log.info("external set %s: %d passage files written, %d unchanged, %d removed (%s)", set_name,
              mat.written, mat.unchanged, mat.removed, mat.corpus_dir)
-    return out
+    from eval.external import is_raw_files
+
+    if not is_raw_files(set_name):
+        return out, None
+    total = len(mat.ids.to_safe)
+    if mat.failed:
+        names = ", ".join(f for f, _ in mat.failed[:10]) + (" …" if len(mat.failed) > 10 else "")
+        print(f"{set_name}: {len(mat.failed)} of {total} files could not be ingested and are left out of this run "
+              f"(list: {mat.root / 'ingest.json'}): {names} / {len(mat.failed)} 个文件无法导入，本次运行不含这些文件",
+              file=sys.stderr)
+    return out, mat.failed
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,7 +189,7 @@ def register(subparsers: Any) -> None:
     ev = subparsers.add_parser("eval", help="evaluate on question sets").add_subparsers(
         dest="eval_command", required=True)
     s = ev.add_parser("run", help="run a question set, score it, write a report")
-    s.add_argument("--set", required=True, help="set name (eval/sets/<name>.jsonl, cmrc2018_dev, chronoqa) or path")
+    s.add_argument("--set", required=True, help="set name (eval/sets/<name>.jsonl, cmrc2018_dev, chronoqa, regulations) or path")
     s.add_argument("--mode", choices=(*MODES, "all"), default="hybrid",
                    help="retrieval mode to evaluate, or all three side by side (default hybrid)")
     s.add_argument("--answer-mode", choices=(*ANSWER_MODES, "all"), default="extractive",

@@ -1,5 +1,8 @@
 """External evaluation sets (eval/external/<name>/): their corpus as a cached policyqa corpus + index.
 
+A set of original files (source.json instead of corpus.jsonl: the regulations) is ingested through the upload
+path instead, see eval/rawfiles.py; the rest of this module (ids.json, settings, index) serves both kinds.
+
 An external set ships `corpus.jsonl` ({doc_id, title, text}) and `questions.jsonl`. To run it through the
 same pipeline as the seed sets, each passage is written as a stored article
 `eval/cache/<name>/corpus/<safe_id>.md` (YAML front matter + the passage text, verbatim) and the set gets
@@ -43,6 +46,7 @@ import yaml
 
 from corpus.cleaning import VERBATIM
 from corpus.documents import render_document, validate_doc_id
+from eval import rawfiles
 from eval import sets as evalsets
 from service.settings import Settings
 
@@ -91,6 +95,7 @@ class Materialised:
     written: int  # files created or changed
     unchanged: int
     removed: int
+    failed: tuple[tuple[str, str], ...] = ()  # files of a raw-file set that could not be ingested, with why
 
 
 def slug(external_id: str) -> str:
@@ -198,16 +203,32 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+def is_external(name: str, external_dir: Path | None = None) -> bool:
+    """A set with its own corpus: passages (corpus.jsonl) or a folder of original files (source.json)."""
+    folder = (external_dir or evalsets.EXTERNAL_DIR) / name
+    return (folder / "corpus.jsonl").is_file() or (folder / rawfiles.SOURCE_FILE).is_file()
+
+
+def is_raw_files(name: str, external_dir: Path | None = None) -> bool:
+    """A set whose corpus is a folder of original files ingested through the upload path (eval/rawfiles.py)."""
+    return ((external_dir or evalsets.EXTERNAL_DIR) / name / rawfiles.SOURCE_FILE).is_file()
+
+
 def set_dir(name: str, external_dir: Path | None = None) -> Path:
     folder = (external_dir or evalsets.EXTERNAL_DIR) / name
-    if not (folder / "corpus.jsonl").is_file():
-        raise FileNotFoundError(f"external set {name!r} has no corpus ({folder / 'corpus.jsonl'})")
+    if not is_external(name, external_dir):
+        raise FileNotFoundError(f"external set {name!r} has no corpus ({folder / 'corpus.jsonl'} or "
+                                f"{folder / rawfiles.SOURCE_FILE})")
     return folder
 
 
-def materialise(name: str, *, external_dir: Path | None = None, cache_dir: Path | None = None) -> Materialised:
-    """Write eval/cache/<name>/corpus/*.md and ids.json from eval/external/<name>/corpus.jsonl."""
+def materialise(name: str, *, external_dir: Path | None = None, cache_dir: Path | None = None,
+                raw_dir: Path | None = None) -> Materialised:
+    """Write eval/cache/<name>/corpus/*.md and ids.json from eval/external/<name>/corpus.jsonl, or ingest the
+    files source.json names (`raw_dir` overrides its folder: tests)."""
     folder = set_dir(name, external_dir)
+    if is_raw_files(name, external_dir):
+        return _materialise_files(name, folder, (cache_dir or CACHE_DIR) / name, raw_dir)
     docs = read_corpus(folder / "corpus.jsonl")
     stats_path = folder / "stats.json"
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
@@ -239,6 +260,19 @@ def materialise(name: str, *, external_dir: Path | None = None, cache_dir: Path 
     return Materialised(name, root, corpus_dir, root / "index", ids, written, unchanged, removed)
 
 
+def _materialise_files(name: str, folder: Path, root: Path, raw_dir: Path | None) -> Materialised:
+    source = rawfiles.read_source(folder, raw_dir)
+    corpus_dir = root / "corpus"
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    result = rawfiles.ingest(source, corpus_dir)
+    ids = IdMap(result.ids)
+    mapping = json.dumps(ids.to_external, ensure_ascii=False, indent=0, sort_keys=True) + "\n"
+    _write_if_changed(root / IDS_FILE, mapping.encode("utf-8"))
+    rawfiles.write_report(root, result, source)
+    return Materialised(name, root, corpus_dir, root / "index", ids, result.written, result.unchanged,
+                        result.removed, result.failed)
+
+
 def load_id_map(path: Path) -> IdMap:
     """The mapping stored by `materialise` (eval/cache/<name>/ids.json: safe id → original id)."""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -246,9 +280,9 @@ def load_id_map(path: Path) -> IdMap:
 
 
 def external_settings(name: str, settings: Settings, *, external_dir: Path | None = None,
-                      cache_dir: Path | None = None) -> tuple[Settings, Materialised]:
+                      cache_dir: Path | None = None, raw_dir: Path | None = None) -> tuple[Settings, Materialised]:
     """Materialise the set; the settings with corpus_dir/index_dir pointing into eval/cache/<name>/."""
-    mat = materialise(name, external_dir=external_dir, cache_dir=cache_dir)
+    mat = materialise(name, external_dir=external_dir, cache_dir=cache_dir, raw_dir=raw_dir)
     return settings.model_copy(update={"corpus_dir": mat.corpus_dir, "index_dir": mat.index_dir}), mat
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 # The punctuation list of cmrc2018_evaluate.py ('……' is listed there as one entry; '…' is added so that
@@ -72,11 +73,18 @@ def ndcg_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
 
 
 def contains_gold(text: str, answers: Sequence[str], require_all: bool) -> bool:
-    """Whether `text` contains the gold answers: every one (`require_all`) or any one."""
+    """Whether `text` contains the gold answers: every one (`require_all`) or any one. Both sides are NFKC-folded:
+    gold answers keep the source's full-width characters (（区）, ５０元) where cleaning may fold them."""
     if not answers:
         return False
-    hits = [a in text for a in answers]
+    text = unicodedata.normalize("NFKC", text)
+    hits = [unicodedata.normalize("NFKC", a) in text for a in answers]
     return all(hits) if require_all else any(hits)
+
+
+def first_citation_in_gold(cited_doc_ids: Sequence[str], gold: Iterable[str]) -> bool:
+    """Whether the answer's first citation is of a gold document (False for an answer that cites nothing)."""
+    return bool(cited_doc_ids) and cited_doc_ids[0] in set(gold)
 
 
 def cmrc_tokens(text: str, remove_punctuation: bool = True) -> list[str]:

@@ -8,14 +8,15 @@ from typing import Any
 
 SUMMARY_ROWS: tuple[str, ...] = (
     "n", "n_answerable", "errors", "hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10", "accuracy", "accuracy_factoid",
-    "em", "f1", "citation_verification_rate", "citation_support_rate", "refusal_precision", "refusal_recall",
+    "em", "f1", "short_contains", "citation_verification_rate", "citation_support_rate", "citation_doc_accuracy",
+    "refusal_precision", "refusal_recall",
     "refusal_rate", "latency_p50_ms", "latency_p95_ms", "search_latency_p50_ms", "search_latency_p95_ms",
     # generated answers: shown only when a column has them
     "llm_called_rate", "generated_rate", "statements_kept", "statements_dropped", "statement_verification_rate",
     "llm_latency_p50_ms", "fallbacks",
 )
-TAG_COLUMNS: tuple[str, ...] = ("n", "hit@5", "mrr", "accuracy", "em", "f1", "citation_support_rate",
-                                "refusal_rate")
+TAG_COLUMNS: tuple[str, ...] = ("n", "hit@5", "mrr", "accuracy", "em", "f1", "short_contains",
+                                "citation_support_rate", "citation_doc_accuracy", "refusal_rate")
 PLOTS = ("recall_at_k.png", "latency_hist.png", "accuracy_by_tag.png")
 
 
@@ -54,8 +55,10 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         if key in meta:
             out.append(f"- {key}: `{meta[key]}`")
     out += ["", "Hit@k / MRR at passage level over the top 10 passages; nDCG@10 over distinct documents. "
-            "Accuracy: the answer (text + short answer) contains the gold answer(s). EM/F1: CMRC 2018 style "
-            "on the short answer. Refusal: positive class = refused.", "", "## Summary", "",
+            "Accuracy: the answer (text + short answer) contains the gold answer(s), not refused. EM/F1: CMRC 2018 "
+            "style on the short answer; short_contains: the short answer alone contains the gold answer(s). "
+            "citation_doc_accuracy: answered answerable questions whose first citation is of a gold document. "
+            "Refusal: positive class = refused; refusal_recall = share of unanswerable questions refused.", "", "## Summary", "",
             summary_table(metrics), ""]
     for mode, mm in metrics["modes"].items():
         out += [f"## By tag: {mode}", "", tag_table(mm), ""]

@@ -13,8 +13,9 @@ from eval import metrics as m
 HIT_KS = (1, 3, 5, 10)
 # metrics where higher is better (compared against baselines); latency is reported, never compared
 QUALITY_METRICS: tuple[str, ...] = (
-    *(f"hit@{k}" for k in HIT_KS), "mrr", "ndcg@10", "accuracy", "accuracy_factoid", "em", "f1",
-    "citation_verification_rate", "citation_support_rate", "refusal_precision", "refusal_recall",
+    *(f"hit@{k}" for k in HIT_KS), "mrr", "ndcg@10", "accuracy", "accuracy_factoid", "em", "f1", "short_contains",
+    "citation_verification_rate", "citation_support_rate", "citation_doc_accuracy", "refusal_precision",
+    "refusal_recall",
 )
 
 
@@ -59,12 +60,21 @@ def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["accuracy_factoid"] = _r(m.mean([acc(r) for r in answerable if "factoid" in r["tags"]]))
     out["em"] = _r(m.mean([m.exact_match(_prediction(r), r["answers"]) for r in answerable]))
     out["f1"] = _r(m.mean([m.f1_score(_prediction(r), r["answers"]) for r in answerable]))
+    # the short answer alone holds the gold answer(s): "2021年5月1日起施行" holds "2021年5月1日", where EM fails
+    out["short_contains"] = _r(m.mean([
+        1.0 if not r["answer"]["refused"] and m.contains_gold(r["answer"].get("short_answer") or "", r["answers"],
+                                                             bool(r.get("require_all"))) else 0.0
+        for r in answerable]))
     checks = [c for r in rows for c in r.get("citation_checks", [])]
     out["citation_verification_rate"] = _r(m.mean([1.0 if c else 0.0 for c in checks]))
     answered = [r for r in answerable if not r["answer"]["refused"]]
     out["citation_support_rate"] = _r(m.mean([
         1.0 if any(m.contains_gold(c["quote"] or "", r["answers"], False) for c in r["answer"]["citations"])
         else 0.0 for r in answered]))
+    # the document the answer cites first is a gold one (answered answerable questions that name gold documents)
+    out["citation_doc_accuracy"] = _r(m.mean([
+        1.0 if m.first_citation_in_gold([str(c["doc_id"]) for c in r["answer"]["citations"]], r["gold_docs"])
+        else 0.0 for r in answered if r["gold_docs"]]))
     refused = [bool(r["answer"]["refused"]) for r in rows]
     unans = [not r["answerable"] for r in rows]
     out["refusal_precision"] = _r(m.refusal_precision(refused, unans))

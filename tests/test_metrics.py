@@ -12,6 +12,7 @@ from eval.metrics import (
     contains_gold,
     exact_match,
     f1_score,
+    first_citation_in_gold,
     hit_at_k,
     longest_common_run,
     ndcg_at_k,
@@ -57,6 +58,9 @@ def test_contains_gold() -> None:
     assert contains_gold(text, ["190名", "383名"], require_all=True)
     assert not contains_gold(text, [], require_all=False)
     assert not contains_gold("", ["190名"], require_all=False)
+    # full-width gold against a folded answer, and the other way round
+    assert contains_gold("市、县(区)精神文明建设指导机构负责", ["市、县（区）精神文明建设指导机构"], require_all=False)
+    assert contains_gold("处５０元罚款", ["50元"], require_all=False)
 
 
 def test_cmrc_tokens_mixed_latin_cjk() -> None:
@@ -120,3 +124,33 @@ def test_percentile() -> None:
     assert percentile([3.0, 1.0, 2.0], 100) == 3.0
     with pytest.raises(ValueError):
         percentile([1.0], 101)
+
+
+def test_first_citation_in_gold() -> None:
+    assert first_citation_in_gold(["a.doc", "b.doc"], ["a.doc"])
+    assert not first_citation_in_gold(["b.doc", "a.doc"], ["a.doc"])  # only the first citation counts
+    assert not first_citation_in_gold([], ["a.doc"])
+
+
+def _row(answers: list[str], gold: list[str], *, short: str | None, cited: list[str], refused: bool = False,
+         answerable: bool = True) -> dict:
+    return {"answerable": answerable, "answers": answers, "gold_docs": gold, "require_all": False, "tags": [],
+            "ranked_doc_ids": cited, "citation_checks": [True] * len(cited),
+            "answer": {"answer": "" if refused else f"本条例自{short}起施行。", "short_answer": short,
+                       "refused": refused, "citations": [{"doc_id": d, "quote": "q"} for d in cited]}}
+
+
+def test_short_contains_and_cited_document_scores() -> None:
+    from eval.scoring import score_rows
+
+    rows = [
+        _row(["2021年5月1日"], ["jm.doc"], short="2021年5月1日起施行", cited=["jm.doc"]),  # EM 0, contains 1
+        _row(["2022年3月1日"], ["fs.doc"], short="2022年3月1日", cited=["zs.doc", "fs.doc"]),  # wrong first doc
+        _row(["五十元"], ["xn.doc"], short=None, cited=["xn.doc"]),  # no short answer: no short_contains credit
+        _row(["二百元"], ["hh.doc"], short="二百元", cited=[], refused=True),  # refused: neither
+        _row([], [], short=None, cited=[], refused=True, answerable=False),  # a refused trap
+    ]
+    out = score_rows(rows)
+    assert out["em"] == 0.25 and out["short_contains"] == 0.5
+    assert out["citation_doc_accuracy"] == round(2 / 3, 4)  # of the 3 answered answerable questions
+    assert out["refusal_recall"] == 1.0

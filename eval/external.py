@@ -33,7 +33,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -191,18 +190,6 @@ def render(doc: ExternalDoc, safe_id: str, set_name: str, source: str) -> str:
     return f"---\n{head}---\n{body}"
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return True
-
-
 def is_external(name: str, external_dir: Path | None = None) -> bool:
     """A set with its own corpus: passages (corpus.jsonl) or a folder of original files (source.json)."""
     folder = (external_dir or evalsets.EXTERNAL_DIR) / name
@@ -246,7 +233,7 @@ def materialise(name: str, *, external_dir: Path | None = None, cache_dir: Path 
         safe = ids.safe(d.external_id)
         fname = f"{safe}.md"
         wanted.add(fname)
-        if _write_if_changed(corpus_dir / fname, render(d, safe, name, source).encode("utf-8")):
+        if rawfiles.write_if_changed(corpus_dir / fname, render(d, safe, name, source).encode("utf-8")):
             written += 1
         else:
             unchanged += 1
@@ -256,7 +243,7 @@ def materialise(name: str, *, external_dir: Path | None = None, cache_dir: Path 
             p.unlink()
             removed += 1
     mapping = json.dumps(ids.to_external, ensure_ascii=False, indent=0, sort_keys=True) + "\n"
-    _write_if_changed(root / IDS_FILE, mapping.encode("utf-8"))
+    rawfiles.write_if_changed(root / IDS_FILE, mapping.encode("utf-8"))
     return Materialised(name, root, corpus_dir, root / "index", ids, written, unchanged, removed)
 
 
@@ -267,7 +254,7 @@ def _materialise_files(name: str, folder: Path, root: Path, raw_dir: Path | None
     result = rawfiles.ingest(source, corpus_dir)
     ids = IdMap(result.ids)
     mapping = json.dumps(ids.to_external, ensure_ascii=False, indent=0, sort_keys=True) + "\n"
-    _write_if_changed(root / IDS_FILE, mapping.encode("utf-8"))
+    rawfiles.write_if_changed(root / IDS_FILE, mapping.encode("utf-8"))
     rawfiles.write_report(root, result, source)
     return Materialised(name, root, corpus_dir, root / "index", ids, result.written, result.unchanged,
                         result.removed, result.failed)

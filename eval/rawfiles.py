@@ -126,12 +126,19 @@ def same_but_upload_date(old: bytes, new: bytes) -> bool:
     return ma == mb
 
 
-def _write_if_changed(path: Path, data: bytes, *, same: Any = None) -> bool:
-    from eval.external import _write_if_changed as write
-
-    if same is not None and path.is_file() and same(path.read_bytes(), data):
-        return False
-    return write(path, data)
+def write_if_changed(path: Path, data: bytes, *, same: Any = None) -> bool:
+    """Write `data` unless the file holds it already (or `same(old, new)` says they are equal); True when written.
+    Unchanged files keep their bytes, so an unchanged set keeps its corpus fingerprint and is not rebuilt."""
+    try:
+        old = path.read_bytes()
+        if old == data or (same is not None and same(old, data)):
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return True
 
 
 def _reason(exc: Exception) -> str:
@@ -167,12 +174,12 @@ def ingest(source: Source, corpus_dir: Path) -> Ingested:
             continue
         md = f"{doc_id}.md"
         wanted.add(md)
-        changed = _write_if_changed(corpus_dir / md, prepared.data, same=same_but_upload_date)
+        changed = write_if_changed(corpus_dir / md, prepared.data, same=same_but_upload_date)
         if prepared.original is not None:
             orig = prepared.original
             for name, data in ((f"{doc_id}{orig.suffix}", orig.data), (f"{doc_id}.provenance.json", orig.provenance)):
                 wanted.add(f"{ORIGINALS_DIR}/{name}")
-                changed = _write_if_changed(originals / name, data) or changed
+                changed = write_if_changed(originals / name, data) or changed
         written += changed
         unchanged += not changed
     removed = 0
@@ -189,4 +196,4 @@ def write_report(root: Path, result: Ingested, source: Source) -> None:
         "raw_dir": str(source.raw_dir), "files": len(result.ids), "ingested": len(result.ids) - len(result.failed),
         "failed": [{"file": f, "reason": r} for f, r in result.failed],
     }
-    _write_if_changed(root / INGEST_FILE, (json.dumps(report, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+    write_if_changed(root / INGEST_FILE, (json.dumps(report, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))

@@ -1,0 +1,360 @@
+"""Word 97–2003 binary files (.doc, an OLE2 compound file): the text through the documented piece table.
+
+[MS-DOC]: the WordDocument stream starts with the FIB; its fcClx/lcbClx point into the table stream (0Table
+or 1Table, fWhichTblStm) at the CLX, whose PlcPcd maps character positions (CPs) to pieces of the
+WordDocument stream, each UTF-16LE or "compressed" 8-bit cp1252. The main document is CPs [0, ccpText).
+Paragraph properties (PAPX in FKP pages, through PlcBtePapx) say which paragraph marks end a table row
+(sprmPFTtp) and which paragraphs lie in a table (sprmPFInTable); the style sheet (STSH) says which styles
+are headings (built-in sti 1–9).
+
+Special characters: \\r paragraph end, \\x07 table cell end (row end where the paragraph is a TTP),
+\\x0b line break, \\x0c page or section break, \\x0e column break, \\x13 field instructions \\x14 field
+result \\x15 field end (the result is kept, the instructions dropped), \\x01 \\x08 objects and pictures,
+\\x02 \\x05 footnote and comment marks (dropped), \\x1e non-breaking hyphen, \\x1f optional hyphen.
+
+olefile (BSD, pure Python) reads the compound file; the rest is below, with no system program.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from dataclasses import dataclass
+
+from corpus.formats.base import Extracted, FormatError, TextBuilder
+
+_FIB_MAGIC = 0xA5EC
+_MIN_NFIB = 0x00C1  # Word 97; Word 6/95 files (nFib 101–105) keep their text another way
+_F_ENCRYPTED = 0x0100
+_F_WHICH_TBL = 0x0200
+_F_OBFUSCATED = 0x8000
+_FC_LCB = 154  # FibRgFcLcbBlob: pairs (fc, lcb) of uint32 from here
+_STSHF, _PLCF_BTE_PAPX, _CLX = 1, 13, 33  # indexes of the pairs used
+_SPRM_IN_TABLE, _SPRM_TTP, _SPRM_OUTLINE = 0x2416, 0x2417, 0x2640
+_DROP = frozenset("\x01\x02\x03\x04\x05\x08\x1f")
+
+
+@dataclass(frozen=True)
+class Para:
+    """One paragraph (cells empty) or one table row (cells set) of the main text; level > 0 for a heading."""
+
+    text: str
+    level: int = 0
+    cells: tuple[str, ...] = ()
+
+
+def _corrupt(filename: str, why: str) -> FormatError:
+    return FormatError("corrupt_doc", filename, f"Word 97–2003 文件（.doc）已损坏，无法读取：{why}",
+                       f"the Word 97-2003 file (.doc) is damaged and cannot be read: {why}")
+
+
+def _u16(b: bytes, off: int) -> int:
+    return int(struct.unpack_from("<H", b, off)[0])
+
+
+def _u32(b: bytes, off: int) -> int:
+    return int(struct.unpack_from("<I", b, off)[0])
+
+
+def _sprms(grpprl: bytes) -> dict[int, bytes]:
+    """The sprm operands of a grpprl (the last one wins); stops at a malformed one."""
+    out: dict[int, bytes] = {}
+    i = 0
+    while i + 2 <= len(grpprl):
+        sprm = _u16(grpprl, i)
+        i += 2
+        spra = sprm >> 13
+        if spra in (0, 1):
+            size = 1
+        elif spra in (2, 4, 5):
+            size = 2
+        elif spra == 3:
+            size = 4
+        elif spra == 7:
+            size = 3
+        elif sprm == 0xD608 or sprm == 0xD606:  # sprmTDefTable / sprmTDefTable10: a 2-byte length
+            if i + 2 > len(grpprl):
+                break
+            size = _u16(grpprl, i) + 1
+        elif sprm == 0xC615 and i < len(grpprl) and grpprl[i] == 255:  # sprmPChgTabs, long form
+            if i + 2 > len(grpprl):
+                break
+            dels = grpprl[i + 1]
+            adds_at = i + 2 + 4 * dels
+            size = 1 + 1 + 4 * dels + 1 + 3 * (grpprl[adds_at] if adds_at < len(grpprl) else 0)
+        else:
+            if i >= len(grpprl):
+                break
+            size = grpprl[i] + 1
+        out[sprm] = grpprl[i:i + size]
+        i += size
+    return out
+
+
+class _Reader:
+    def __init__(self, data: bytes, filename: str) -> None:
+        import olefile
+
+        self.filename = filename
+        try:
+            ole = olefile.OleFileIO(data)
+        except Exception as exc:  # olefile raises OSError and others for a damaged compound file
+            raise _corrupt(filename, f"OLE2 容器无法打开 / cannot open the OLE2 container ({exc})") from exc
+        try:
+            if not ole.exists("WordDocument"):
+                raise FormatError("unsupported_content", filename,
+                                  "文件内容是其他 Office 97–2003 文件，不是 Word 文档",
+                                  "the content is another Office 97-2003 file, not a Word document")
+            self.wd = ole.openstream("WordDocument").read()
+            if len(self.wd) < _FC_LCB + 8 * (_CLX + 1):
+                raise _corrupt(filename, "WordDocument 流太短 / the WordDocument stream is too short")
+            if _u16(self.wd, 0) != _FIB_MAGIC:
+                raise _corrupt(filename, "文件信息块标识不对 / bad FIB identifier")
+            nfib, flags = _u16(self.wd, 2), _u16(self.wd, 0x0A)
+            if nfib < _MIN_NFIB:
+                raise FormatError("unsupported_doc_version", filename,
+                                  "这是 Word 6.0/95 或更早版本的文件：请用 Word 另存为 .docx 后上传",
+                                  "this is a Word 6.0/95 or older file: save it as .docx in Word and upload that")
+            if flags & (_F_ENCRYPTED | _F_OBFUSCATED):
+                raise FormatError("encrypted_doc", filename, "Word 文件已加密（有打开密码），无法读取",
+                                  "the Word file is encrypted (password to open) and cannot be read")
+            table = "1Table" if flags & _F_WHICH_TBL else "0Table"
+            if not ole.exists(table):
+                raise _corrupt(filename, f"缺少 {table} 流 / no {table} stream")
+            self.table = ole.openstream(table).read()
+            self.title, self.author = _summary(ole)
+        except FormatError:
+            raise
+        except Exception as exc:
+            raise _corrupt(filename, str(exc)) from exc
+        finally:
+            ole.close()
+        self.ccp_text = _u32(self.wd, 0x4C)
+
+    def _fclcb(self, index: int) -> tuple[int, int]:
+        return _u32(self.wd, _FC_LCB + 8 * index), _u32(self.wd, _FC_LCB + 8 * index + 4)
+
+    def pieces(self) -> list[tuple[int, int, int, bool]]:
+        """(cp_start, cp_end, byte offset in WordDocument, compressed) for each piece."""
+        fc, lcb = self._fclcb(_CLX)
+        clx = self.table[fc:fc + lcb]
+        if lcb == 0 or len(clx) != lcb:
+            raise _corrupt(self.filename, "没有分段表 / no piece table (CLX)")
+        i = 0
+        while i < len(clx) and clx[i] == 0x01:  # Prc: property modifiers, skipped
+            i += 3 + struct.unpack_from("<h", clx, i + 1)[0]
+        if i >= len(clx) or clx[i] != 0x02 or i + 5 > len(clx):
+            raise _corrupt(self.filename, "分段表格式不对 / malformed CLX")
+        size = _u32(clx, i + 1)
+        plc = clx[i + 5:i + 5 + size]
+        n = (size - 4) // 12
+        if n <= 0 or len(plc) < 4 * (n + 1) + 8 * n:
+            raise _corrupt(self.filename, "分段表为空 / empty piece table")
+        cps = struct.unpack_from(f"<{n + 1}I", plc, 0)
+        out = []
+        for k in range(n):
+            raw = _u32(plc, 4 * (n + 1) + 8 * k + 2)
+            compressed = bool(raw & 0x40000000)
+            fc_piece = raw & 0x3FFFFFFF
+            out.append((cps[k], cps[k + 1], fc_piece // 2 if compressed else fc_piece, compressed))
+        return out
+
+    def text(self, pieces: list[tuple[int, int, int, bool]]) -> str:
+        parts = []
+        for cp0, cp1, off, compressed in pieces:
+            if cp0 >= self.ccp_text:
+                break
+            n = min(cp1, self.ccp_text) - cp0
+            if n <= 0:
+                continue
+            width = 1 if compressed else 2
+            chunk = self.wd[off:off + n * width]
+            if len(chunk) != n * width:
+                raise _corrupt(self.filename, "文字超出文件末尾 / text runs past the end of the file")
+            parts.append(chunk.decode("cp1252", "replace") if compressed else chunk.decode("utf-16-le", "replace"))
+        return "".join(parts)
+
+    def paragraph_runs(self) -> tuple[list[int], list[tuple[int, int, bool, bool, int]]]:
+        """FKP paragraph runs sorted by start FC: (starts, [(fc_start, fc_end, in_table, ttp, level)]).
+        Empty when the file has none (the caller then guesses table rows from \\x07\\x07)."""
+        fc, lcb = self._fclcb(_PLCF_BTE_PAPX)
+        plc = self.table[fc:fc + lcb]
+        n = (len(plc) - 4) // 8
+        if n <= 0:
+            return [], []
+        headings = self._heading_styles()
+        runs = []
+        for k in range(n):
+            pn = _u32(plc, 4 * (n + 1) + 4 * k) & 0x3FFFFF
+            page = self.wd[pn * 512:pn * 512 + 512]
+            if len(page) != 512:
+                continue
+            crun = page[511]
+            for r in range(crun):
+                start, end = _u32(page, 4 * r), _u32(page, 4 * (r + 1))
+                b_off = page[4 * (crun + 1) + 13 * r] * 2
+                in_table = ttp = False
+                level = 0
+                if b_off and b_off < 511:
+                    cb = page[b_off]
+                    if cb == 0 and b_off + 1 < 511:
+                        length, at = 2 * page[b_off + 1], b_off + 2
+                    else:
+                        length, at = 2 * cb - 1, b_off + 1
+                    papx = page[at:at + length]
+                    if len(papx) >= 2:
+                        istd = _u16(papx, 0)
+                        sprms = _sprms(papx[2:])
+                        in_table = bool(sprms.get(_SPRM_IN_TABLE, b"\0")[:1] != b"\0")
+                        ttp = bool(sprms.get(_SPRM_TTP, b"\0")[:1] != b"\0")
+                        level = headings.get(istd, 0)
+                        outline = sprms.get(_SPRM_OUTLINE)
+                        if outline and outline[0] < 9:
+                            level = outline[0] + 1
+                runs.append((start, end, in_table, ttp, level))
+        runs.sort()
+        return [r[0] for r in runs], runs
+
+    def _heading_styles(self) -> dict[int, int]:
+        """istd → heading level for the built-in heading styles (sti 1–9) and styles with an outline level."""
+        fc, lcb = self._fclcb(_STSHF)
+        stsh = self.table[fc:fc + lcb]
+        out: dict[int, int] = {}
+        if len(stsh) < 6:
+            return out
+        cb_stshi = _u16(stsh, 0)
+        cstd = _u16(stsh, 2)
+        i = 2 + cb_stshi
+        for istd in range(cstd):
+            if i + 2 > len(stsh):
+                break
+            cb = _u16(stsh, i)
+            std = stsh[i + 2:i + 2 + cb]
+            i += 2 + cb
+            if len(std) >= 2:
+                sti = _u16(std, 0) & 0x0FFF
+                if 1 <= sti <= 9:
+                    out[istd] = sti
+        return out
+
+
+def _summary(ole: object) -> tuple[str, str]:
+    """Title and author from the SummaryInformation stream, decoded with its code page."""
+    try:
+        meta = ole.get_metadata()  # type: ignore[attr-defined]
+    except Exception:  # a damaged property set only loses metadata
+        return "", ""
+    codepage = getattr(meta, "codepage", None) or 936
+    values = []
+    for raw in (meta.title, meta.author):
+        if isinstance(raw, bytes):
+            try:
+                values.append(raw.decode(f"cp{codepage}" if codepage != 65001 else "utf-8", "replace"))
+            except LookupError:
+                values.append(raw.decode("gb18030", "replace"))
+        else:
+            values.append(str(raw or ""))
+    # some writers (WPS) give a string length past its end: keep up to the first NUL
+    return tuple(v.split("\x00")[0].strip() for v in values)  # type: ignore[return-value]
+
+
+def read_doc(data: bytes, filename: str) -> tuple[list[Para], str, str]:
+    """The main text as paragraphs and table rows, with the summary's title and author."""
+    reader = _Reader(data, filename)
+    pieces = reader.pieces()
+    text = reader.text(pieces)
+    starts, runs = reader.paragraph_runs()
+    piece_cps = [p[0] for p in pieces]
+
+    def props(cp: int) -> tuple[bool, bool, int] | None:
+        """(in_table, ttp, heading level) of the paragraph whose mark is at `cp`."""
+        if not runs:
+            return None
+        k = bisect.bisect_right(piece_cps, cp) - 1
+        cp0, _, off, compressed = pieces[k]
+        fc = off + (cp - cp0) * (1 if compressed else 2)
+        j = bisect.bisect_right(starts, fc) - 1
+        if j < 0 or fc >= runs[j][1]:
+            return None
+        return runs[j][2], runs[j][3], runs[j][4]
+
+    out: list[Para] = []
+    line: list[str] = []
+    cell_paras: list[str] = []  # paragraphs of the table cell being read
+    cells: list[str] = []
+    fields: list[bool] = []  # one entry per open field: True while in its instructions
+    prev = ""
+
+    def take() -> str:
+        s = "".join(line)
+        line.clear()
+        return "\n".join(ln.strip() for ln in s.split("\n") if ln.strip())
+
+    for cp, ch in enumerate(text):
+        if ch == "\x13":
+            fields.append(True)
+        elif ch == "\x14":
+            if fields:
+                fields[-1] = False
+        elif ch == "\x15":
+            if fields:
+                fields.pop()
+        elif ch in "\r\x0c\x0e":
+            p = props(cp) if ch == "\r" else None
+            para = take()
+            if p is not None and p[0]:  # a paragraph inside a table cell
+                if para:
+                    cell_paras.append(" ".join(para.split()))
+            elif para:
+                out.append(Para(para, p[2] if p is not None else 0))
+        elif ch == "\x07":
+            p = props(cp)
+            row_end = p[1] if p is not None else prev == "\x07"
+            para = take()
+            if para:
+                cell_paras.append(" ".join(para.split()))
+            if row_end:
+                if cells:
+                    out.append(Para(" | ".join(cells), 0, tuple(cells)))
+                cells = []
+            else:
+                cell = " ".join(cell_paras)
+                if cell and (not cells or cells[-1] != cell):
+                    cells.append(cell)
+            cell_paras = []
+        elif any(fields) or ch in _DROP:
+            pass
+        elif ch == "\x0b":
+            line.append("\n")
+        elif ch == "\x1e":
+            line.append("-")
+        elif ch < " " and ch != "\t":
+            pass
+        else:
+            line.append(ch)
+        prev = ch
+    para = take()
+    if para:
+        out.append(Para(para))
+    if cells:
+        out.append(Para(" | ".join(cells), 0, tuple(cells)))
+    return out, reader.title, reader.author
+
+
+def extract_doc(data: bytes, filename: str) -> Extracted:
+    paras, title, author = read_doc(data, filename)
+    b = TextBuilder()
+    first_heading = ""
+    for p in paras:
+        if p.level:
+            first_heading = first_heading or p.text
+            b.heading(p.text, p.level)
+        else:
+            b.block([(p.text, None)])
+    metadata: dict[str, str] = {}
+    title = title or first_heading
+    if title:
+        metadata["title"] = title
+    if author and author not in ("Administrator", "User", "微软用户"):
+        metadata["author"] = author
+    return b.build("doc", metadata)

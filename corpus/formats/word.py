@@ -1,8 +1,9 @@
-"""Word files (.docx, python-docx, MIT): heading styles → `#` sections, tables → one text row per table row.
+"""Word 2007+ files (.docx, python-docx, MIT): heading styles → `#` sections, tables → one text row per table row.
 
 The ZIP container is checked before python-docx opens it: at most MAX_ENTRIES members and
 MAX_UNCOMPRESSED bytes after decompression in all (a zip bomb is refused, not unpacked), and a
-word/document.xml part must be there.
+word/document.xml part must be there. A package python-docx refuses is read from its document and styles
+parts alone (minimal_package), as is Word's one-file XML (corpus/formats/wordxml.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ MAX_ENTRIES = 5000
 MAX_RATIO = 200  # decompressed / compressed for one member; text XML compresses ~5-20x
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.I)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+_REL_CORE = "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties"
+_PARTS = {  # the parts text extraction needs, with their content types
+    "word/document.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+    "word/styles.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml",
+    "docProps/core.xml": "application/vnd.openxmlformats-package.core-properties+xml"}
 
 
 def check_zip(data: bytes, filename: str) -> None:
@@ -67,15 +74,56 @@ def _cell_text(cell: Any) -> str:
 
 
 def extract_docx(data: bytes, filename: str) -> Extracted:
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
+    """A Word 2007+ zip. A package python-docx refuses (a dangling relationship, a macro-enabled main part)
+    is read again from its own word/document.xml and styles, rebuilt into a minimal package."""
     check_zip(data, filename)
     try:
-        document = docx.Document(io.BytesIO(data))
+        document = _open(data)
     except Exception as exc:  # python-docx raises several kinds for a damaged package
-        raise FormatError("corrupt_docx", filename, f".docx 无法读取：{exc}", f"cannot read the .docx: {exc}") from exc
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+            parts = {name: zf.read(name) for name in _PARTS if name in names}
+        try:
+            document = _open(minimal_package(parts))
+        except Exception:
+            raise FormatError("corrupt_docx", filename, f".docx 无法读取：{exc}",
+                              f"cannot read the .docx: {exc}") from exc
+    return _extract_document(document, "docx")
+
+
+def _open(package: bytes) -> Any:
+    import docx
+
+    return docx.Document(io.BytesIO(package))
+
+
+def minimal_package(parts: dict[str, bytes]) -> bytes:
+    """A .docx holding only the main document, its styles and the core properties (those given)."""
+    overrides = "".join(f'<Override PartName="/{name}" ContentType="{_PARTS[name]}"/>' for name in _PARTS
+                        if name in parts)
+    rels = {"_rels/.rels": [(_REL + "officeDocument", "word/document.xml")]
+            + ([(_REL_CORE, "docProps/core.xml")] if "docProps/core.xml" in parts else []),
+            "word/_rels/document.xml.rels": [(_REL + "styles", "styles.xml")] if "word/styles.xml" in parts else []}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types xmlns='
+                    '"http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" '
+                    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default '
+                    f'Extension="xml" ContentType="application/xml"/>{overrides}</Types>')
+        for name, targets in rels.items():
+            body = "".join(f'<Relationship Id="rId{i}" Type="{t}" Target="{target}"/>'
+                           for i, (t, target) in enumerate(targets, 1))
+            zf.writestr(name, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns='
+                        f'"http://schemas.openxmlformats.org/package/2006/relationships">{body}</Relationships>')
+        for name in _PARTS:
+            if name in parts:
+                zf.writestr(name, parts[name])
+    return buf.getvalue()
+
+
+def _extract_document(document: Any, kind: str) -> Extracted:
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
 
     b = TextBuilder()
     first_heading = ""
@@ -108,4 +156,4 @@ def extract_docx(data: bytes, filename: str) -> Extracted:
         metadata["title"] = title
     if (props.author or "").strip() and props.author.strip() not in ("python-docx", "Administrator"):
         metadata["author"] = props.author.strip()
-    return b.build("docx", metadata)
+    return b.build(kind, metadata)

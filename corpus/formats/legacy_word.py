@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from corpus.formats.base import Extracted, FormatError, TextBuilder
@@ -278,6 +279,13 @@ def read_doc(data: bytes, filename: str) -> tuple[list[Para], str, str]:
             return None
         return runs[j][2], runs[j][3], runs[j][4]
 
+    return paragraphs(text, props), reader.title, reader.author
+
+
+def paragraphs(text: str, props: Callable[[int], tuple[bool, bool, int] | None]) -> list[Para]:
+    """The main text's characters as paragraphs and table rows. `props(cp)`: (in_table, row end, heading
+    level) of the paragraph whose mark is at `cp`, or None when unknown (a \x07 right after a \x07 then
+    ends the row)."""
     out: list[Para] = []
     line: list[str] = []
     cell_paras: list[str] = []  # paragraphs of the table cell being read
@@ -338,7 +346,7 @@ def read_doc(data: bytes, filename: str) -> tuple[list[Para], str, str]:
         out.append(Para(para))
     if cells:
         out.append(Para(" | ".join(cells), 0, tuple(cells)))
-    return out, reader.title, reader.author
+    return out
 
 
 def extract_doc(data: bytes, filename: str) -> Extracted:

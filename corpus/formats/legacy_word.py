@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from corpus.formats.base import Extracted, FormatError, TextBuilder
+from corpus.formats.sniff import ole_damaged
 
 _FIB_MAGIC = 0xA5EC
 _MIN_NFIB = 0x00C1  # Word 97; Word 6/95 files (nFib 101–105) keep their text another way
@@ -103,6 +104,8 @@ class _Reader:
             raise _corrupt(filename, f"OLE2 容器无法打开 / cannot open the OLE2 container ({exc})") from exc
         try:
             if not ole.exists("WordDocument"):
+                if ole_damaged(ole):
+                    raise _corrupt(filename, "OLE2 容器不完整 / the OLE2 container is incomplete")
                 raise FormatError("unsupported_content", filename,
                                   "文件内容是其他 Office 97–2003 文件，不是 Word 文档",
                                   "the content is another Office 97-2003 file, not a Word document")

@@ -37,6 +37,13 @@ NAMES = {"pdf": ("PDF", "PDF"), "docx": ("Word 2007+ 文档（.docx）", "a Word
          "binary": ("二进制数据", "binary data")}
 
 
+def ole_damaged(ole: object) -> bool:
+    """Whether olefile met a damaged FAT or directory (sectors past the end: a truncated file). A wrong CLSID
+    in the header, which some writers (WPS) leave, is harmless."""
+    issues = getattr(ole, "parsing_issues", ())
+    return any("CLSID" not in str(message) for _, message in issues)
+
+
 def _ole_kind(data: bytes) -> str:
     """doc for an OLE2 file with a WordDocument stream (or one too damaged to list: the Word reader then
     says corrupt_doc), xls / ppt / ole for the other Office files."""
@@ -46,11 +53,12 @@ def _ole_kind(data: bytes) -> str:
         ole = olefile.OleFileIO(data)
         try:
             streams = {"/".join(s).lower() for s in ole.listdir()}
+            damaged = ole_damaged(ole)
         finally:
             ole.close()
     except Exception:  # olefile raises OSError and others on a damaged container
         return "doc"
-    if "worddocument" in streams:
+    if "worddocument" in streams or damaged:  # a container cut short lists only some of its streams
         return "doc"
     if "workbook" in streams or "book" in streams:
         return "xls"

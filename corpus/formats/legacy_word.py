@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from corpus.formats.base import Extracted, FormatError, TextBuilder
+from corpus.formats.numbering import NFC_NAMES, Counter, Level
 from corpus.formats.sniff import ole_damaged
 
 _FIB_MAGIC = 0xA5EC
@@ -31,9 +32,20 @@ _F_ENCRYPTED = 0x0100
 _F_WHICH_TBL = 0x0200
 _F_OBFUSCATED = 0x8000
 _FC_LCB = 154  # FibRgFcLcbBlob: pairs (fc, lcb) of uint32 from here
-_STSHF, _PLCF_BTE_PAPX, _CLX = 1, 13, 33  # indexes of the pairs used
-_SPRM_IN_TABLE, _SPRM_TTP, _SPRM_OUTLINE = 0x2416, 0x2417, 0x2640
+_STSHF, _PLCF_BTE_PAPX, _CLX, _PLF_LST, _PLF_LFO = 1, 13, 33, 73, 74  # indexes of the pairs used
+_SPRM_IN_TABLE, _SPRM_TTP, _SPRM_OUTLINE, _SPRM_ILFO, _SPRM_ILVL = 0x2416, 0x2417, 0x2640, 0x460B, 0x260A
 _DROP = frozenset("\x01\x02\x03\x04\x05\x08\x1f")
+
+
+@dataclass(frozen=True)
+class ParaProps:
+    """What the paragraph properties say of one paragraph mark."""
+
+    in_table: bool = False
+    row_end: bool = False  # the mark ends a table row (a TTP)
+    level: int = 0  # heading level (outline level + 1), 0 for body text
+    ilfo: int = 0  # 1-based list override: the paragraph is numbered (0: not)
+    ilvl: int = 0  # its list level
 
 
 @dataclass(frozen=True)
@@ -178,15 +190,15 @@ class _Reader:
             parts.append(chunk.decode("cp1252", "replace") if compressed else chunk.decode("utf-16-le", "replace"))
         return "".join(parts)
 
-    def paragraph_runs(self) -> tuple[list[int], list[tuple[int, int, bool, bool, int]]]:
-        """FKP paragraph runs sorted by start FC: (starts, [(fc_start, fc_end, in_table, ttp, level)]).
-        Empty when the file has none (the caller then guesses table rows from \\x07\\x07)."""
+    def paragraph_runs(self) -> tuple[list[int], list[tuple[int, int, ParaProps]]]:
+        """FKP paragraph runs sorted by start FC: (starts, [(fc_start, fc_end, properties)]). Empty when the
+        file has none (the caller then guesses table rows from \\x07\\x07)."""
         fc, lcb = self._fclcb(_PLCF_BTE_PAPX)
         plc = self.table[fc:fc + lcb]
         n = (len(plc) - 4) // 8
         if n <= 0:
             return [], []
-        headings = self._heading_styles()
+        styles = self._styles()
         runs = []
         for k in range(n):
             pn = _u32(plc, 4 * (n + 1) + 4 * k) & 0x3FFFFF
@@ -197,8 +209,8 @@ class _Reader:
             for r in range(crun):
                 start, end = _u32(page, 4 * r), _u32(page, 4 * (r + 1))
                 b_off = page[4 * (crun + 1) + 13 * r] * 2
-                in_table = ttp = False
-                level = 0
+                sprms: dict[int, bytes] = {}
+                istd = 0
                 if b_off and b_off < 511:
                     cb = page[b_off]
                     if cb == 0 and b_off + 1 < 511:
@@ -209,25 +221,20 @@ class _Reader:
                     if len(papx) >= 2:
                         istd = _u16(papx, 0)
                         sprms = _sprms(papx[2:])
-                        in_table = bool(sprms.get(_SPRM_IN_TABLE, b"\0")[:1] != b"\0")
-                        ttp = bool(sprms.get(_SPRM_TTP, b"\0")[:1] != b"\0")
-                        level = headings.get(istd, 0)
-                        outline = sprms.get(_SPRM_OUTLINE)
-                        if outline and outline[0] < 9:
-                            level = outline[0] + 1
-                runs.append((start, end, in_table, ttp, level))
-        runs.sort()
+                runs.append((start, end, _props({**styles.get(istd, {}), **sprms})))
+        runs.sort(key=lambda run: run[0])
         return [r[0] for r in runs], runs
 
-    def _heading_styles(self) -> dict[int, int]:
-        """istd → heading level for the built-in heading styles (sti 1–9) and styles with an outline level."""
+    def _styles(self) -> dict[int, dict[int, bytes]]:
+        """istd → the paragraph sprms of the style with those of its base styles under them; a built-in
+        heading style (sti 1–9) as an outline level."""
         fc, lcb = self._fclcb(_STSHF)
         stsh = self.table[fc:fc + lcb]
-        out: dict[int, int] = {}
         if len(stsh) < 6:
-            return out
+            return {}
         cb_stshi = _u16(stsh, 0)
-        cstd = _u16(stsh, 2)
+        cstd, cb_base = _u16(stsh, 2), _u16(stsh, 4)
+        own: dict[int, tuple[int, dict[int, bytes]]] = {}  # istd → (istdBase, own sprms)
         i = 2 + cb_stshi
         for istd in range(cstd):
             if i + 2 > len(stsh):
@@ -235,11 +242,84 @@ class _Reader:
             cb = _u16(stsh, i)
             std = stsh[i + 2:i + 2 + cb]
             i += 2 + cb
-            if len(std) >= 2:
-                sti = _u16(std, 0) & 0x0FFF
-                if 1 <= sti <= 9:
-                    out[istd] = sti
-        return out
+            if len(std) < max(cb_base, 10):
+                continue
+            sti, stk, base = _u16(std, 0) & 0x0FFF, _u16(std, 2) & 0x000F, _u16(std, 2) >> 4
+            sprms: dict[int, bytes] = {}
+            if 1 <= sti <= 9:
+                sprms[_SPRM_OUTLINE] = bytes([sti - 1])
+            at = cb_base + 2 + 2 * _u16(std, cb_base) + 2  # past xstzName (cch, chars, terminating NUL)
+            at += at % 2
+            if stk == 1 and at + 2 <= len(std):  # a paragraph style: its first UPX is the UpxPapx
+                cb_upx = _u16(std, at)
+                upx = std[at + 2:at + 2 + cb_upx]
+                if len(upx) >= 2:
+                    sprms = {**_sprms(upx[2:]), **sprms}
+            own[istd] = (base, sprms)
+
+        resolved: dict[int, dict[int, bytes]] = {}
+
+        def resolve(istd: int, depth: int = 0) -> dict[int, bytes]:
+            if istd in resolved:
+                return resolved[istd]
+            if istd not in own or depth > 20:
+                return {}
+            base, sprms = own[istd]
+            merged = {**(resolve(base, depth + 1) if base != 0x0FFF else {}), **sprms}
+            resolved[istd] = merged
+            return merged
+
+        for istd in own:
+            resolve(istd)
+        return resolved
+
+    def numbering(self) -> tuple[Counter, list[str]]:
+        """The lists (PlfLst and the LVLs after it) and the list of each list override (PlfLfo): ilfo - 1 →
+        list id. An unreadable table gives no numbering, not an error."""
+        lists: dict[str, tuple[Level, ...]] = {}
+        lfo: list[str] = []
+        try:
+            fc, lcb = self._fclcb(_PLF_LST)
+            t = self.table
+            if lcb >= 2:
+                count = struct.unpack_from("<h", t, fc)[0]
+                at = fc + 2 + 28 * count
+                for k in range(count):
+                    lstf = fc + 2 + 28 * k
+                    lsid = str(struct.unpack_from("<i", t, lstf)[0])
+                    levels = []
+                    for _ in range(1 if t[lstf + 26] & 1 else 9):
+                        level, at = _lvl(t, at)
+                        levels.append(level)
+                    lists[lsid] = tuple(levels)
+            fc, lcb = self._fclcb(_PLF_LFO)
+            if lcb >= 4:
+                lfo = [str(struct.unpack_from("<i", t, fc + 4 + 16 * k)[0]) for k in range(_u32(t, fc))]
+        except (struct.error, IndexError, ValueError):
+            return Counter({}), []
+        return Counter(lists), lfo
+
+
+def _lvl(t: bytes, at: int) -> tuple[Level, int]:
+    """One LVL at `at` (LVLF, grpprlPapx, grpprlChpx, xst) and where the next begins."""
+    start = struct.unpack_from("<i", t, at)[0]
+    nfc, flags, follow = t[at + 4], t[at + 5], t[at + 15]
+    cb_chpx, cb_papx = t[at + 24], t[at + 25]
+    at += 28 + cb_papx + cb_chpx
+    cch = _u16(t, at)
+    xst = t[at + 2:at + 2 + 2 * cch].decode("utf-16-le", "replace")
+    at += 2 + 2 * cch
+    text = tuple(ord(ch) if ord(ch) < 9 else ch for ch in xst)
+    return Level(start, NFC_NAMES.get(nfc, "decimal"), text, {0: "tab", 1: "space"}.get(follow, "nothing"),
+                 bool(flags & 0x04)), at
+
+
+def _props(sprms: dict[int, bytes]) -> ParaProps:
+    ilfo = struct.unpack_from("<h", sprms[_SPRM_ILFO].ljust(2, b"\0"))[0] if _SPRM_ILFO in sprms else 0
+    ilvl = sprms.get(_SPRM_ILVL, b"\0")[0]
+    outline = sprms.get(_SPRM_OUTLINE, b"\x09")[0]
+    return ParaProps(sprms.get(_SPRM_IN_TABLE, b"\0")[:1] != b"\0", sprms.get(_SPRM_TTP, b"\0")[:1] != b"\0",
+                     outline + 1 if outline < 9 else 0, max(ilfo, 0), ilvl)
 
 
 def _summary(ole: object) -> tuple[str, str]:
@@ -269,9 +349,10 @@ def read_doc(data: bytes, filename: str) -> tuple[list[Para], str, str]:
     text = reader.text(pieces)
     starts, runs = reader.paragraph_runs()
     piece_cps = [p[0] for p in pieces]
+    counter, lfo = reader.numbering()
 
-    def props(cp: int) -> tuple[bool, bool, int] | None:
-        """(in_table, ttp, heading level) of the paragraph whose mark is at `cp`."""
+    def props(cp: int) -> ParaProps | None:
+        """The properties of the paragraph whose mark is at `cp` (None when the file has none for it)."""
         if not runs:
             return None
         k = bisect.bisect_right(piece_cps, cp) - 1
@@ -280,15 +361,19 @@ def read_doc(data: bytes, filename: str) -> tuple[list[Para], str, str]:
         j = bisect.bisect_right(starts, fc) - 1
         if j < 0 or fc >= runs[j][1]:
             return None
-        return runs[j][2], runs[j][3], runs[j][4]
+        return runs[j][2]
 
-    return paragraphs(text, props), reader.title, reader.author
+    def label(p: ParaProps) -> str:
+        return counter.label(lfo[p.ilfo - 1], p.ilvl) if 0 < p.ilfo <= len(lfo) else ""
+
+    return paragraphs(text, props, label), reader.title, reader.author
 
 
-def paragraphs(text: str, props: Callable[[int], tuple[bool, bool, int] | None]) -> list[Para]:
-    """The main text's characters as paragraphs and table rows. `props(cp)`: (in_table, row end, heading
-    level) of the paragraph whose mark is at `cp`, or None when unknown (a \x07 right after a \x07 then
-    ends the row)."""
+def paragraphs(text: str, props: Callable[[int], ParaProps | None],
+               label: Callable[[ParaProps], str] = lambda p: "") -> list[Para]:
+    """The main text's characters as paragraphs and table rows. `props(cp)`: the properties of the paragraph
+    whose mark is at `cp`, or None when unknown (a \\x07 right after a \\x07 then ends the row). `label(p)`:
+    the list number Word draws before a paragraph, called once per paragraph mark in order (it counts)."""
     out: list[Para] = []
     line: list[str] = []
     cell_paras: list[str] = []  # paragraphs of the table cell being read
@@ -313,15 +398,20 @@ def paragraphs(text: str, props: Callable[[int], tuple[bool, bool, int] | None])
         elif ch in "\r\x0c\x0e":
             p = props(cp) if ch == "\r" else None
             para = take()
-            if p is not None and p[0]:  # a paragraph inside a table cell
+            number = label(p) if p is not None and p.ilfo else ""
+            para = number + para if para else ""
+            if p is not None and p.in_table:  # a paragraph inside a table cell
                 if para:
                     cell_paras.append(" ".join(para.split()))
             elif para:
-                out.append(Para(para, p[2] if p is not None else 0))
+                out.append(Para(para, p.level if p is not None else 0))
         elif ch == "\x07":
             p = props(cp)
-            row_end = p[1] if p is not None else prev == "\x07"
+            row_end = p.row_end if p is not None else prev == "\x07"
             para = take()
+            if p is not None and p.ilfo and not row_end:
+                number = label(p)
+                para = number + para if para else ""
             if para:
                 cell_paras.append(" ".join(para.split()))
             if row_end:

@@ -1,4 +1,5 @@
-"""Word 2007+ files (.docx, python-docx, MIT): heading styles → `#` sections, tables → one text row per table row.
+"""Word 2007+ files (.docx, python-docx, MIT): heading styles → `#` sections, tables → one text row per table row,
+list numbers Word draws (第一条, （一）) put before their paragraphs (corpus/formats/numbering.py).
 
 The ZIP container is checked before python-docx opens it: at most MAX_ENTRIES members and
 MAX_UNCOMPRESSED bytes after decompression in all (a zip bomb is refused, not unpacked), and a
@@ -14,6 +15,7 @@ import zipfile
 from typing import Any
 
 from corpus.formats.base import Extracted, FormatError, TextBuilder
+from corpus.formats.numbering import Counter, Level
 
 MAX_UNCOMPRESSED = 100 * 1024 * 1024
 MAX_ENTRIES = 5000
@@ -25,6 +27,7 @@ _REL_CORE = "http://schemas.openxmlformats.org/package/2006/relationships/metada
 _PARTS = {  # the parts text extraction needs, with their content types
     "word/document.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
     "word/styles.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml",
+    "word/numbering.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.numbering+xml",
     "docProps/core.xml": "application/vnd.openxmlformats-package.core-properties+xml"}
 
 
@@ -69,8 +72,72 @@ def _heading_level(paragraph: Any) -> int:
     return 0
 
 
-def _cell_text(cell: Any) -> str:
-    return " ".join(" ".join(p.text.split()) for p in cell.paragraphs if p.text.strip())
+def _val(parent: Any, tag: str) -> str | None:
+    el = parent.find(f"{_W}{tag}") if parent is not None else None
+    return None if el is None else el.get(f"{_W}val")
+
+
+class _Numbering:
+    """The numbering part: w:num → w:abstractNum levels, counted per abstract list (as Word does: w:num
+    instances of one list continue it unless a w:startOverride restarts a level)."""
+
+    def __init__(self, document: Any) -> None:
+        self.counter = Counter({})
+        self.abstract: dict[str, str] = {}
+        self.overrides: dict[str, list[tuple[int, int]]] = {}
+        self.seen: set[str] = set()
+        try:
+            numbering = document.part.numbering_part.element
+        except Exception:  # no numbering part, or one python-docx cannot load: nothing is numbered
+            return
+        for a in numbering.iterfind(f"{_W}abstractNum"):
+            levels: dict[int, Level] = {}
+            for lvl in a.iterfind(f"{_W}lvl"):
+                text = re.split(r"%([1-9])", _val(lvl, "lvlText") or "")
+                pieces = tuple(int(t) - 1 if i % 2 else t for i, t in enumerate(text) if t)
+                start = _val(lvl, "start") or "1"
+                levels[int(lvl.get(f"{_W}ilvl") or 0)] = Level(
+                    int(start) if start.lstrip("-").isdigit() else 1, _val(lvl, "numFmt") or "decimal", pieces,
+                    _val(lvl, "suff") or "tab", lvl.find(f"{_W}isLgl") is not None)
+            if levels:
+                top = max(levels)
+                self.counter.lists[a.get(f"{_W}abstractNumId") or ""] = tuple(
+                    levels.get(i, Level(1, "none", ())) for i in range(top + 1))
+        for num in numbering.iterfind(f"{_W}num"):
+            num_id = num.get(f"{_W}numId") or ""
+            self.abstract[num_id] = _val(num, "abstractNumId") or ""
+            self.overrides[num_id] = [(int(o.get(f"{_W}ilvl") or 0), int(v))
+                                      for o in num.iterfind(f"{_W}lvlOverride")
+                                      if (v := _val(o, "startOverride")) and v.isdigit()]
+
+    def label(self, paragraph: Any) -> str:
+        """The number Word draws before `paragraph` (its own w:numPr, else its style's); counts it."""
+        if not self.counter.lists:
+            return ""
+        ppr = paragraph._p.pPr
+        numpr = ppr.find(f"{_W}numPr") if ppr is not None else None
+        num_id, ilvl = _val(numpr, "numId"), _val(numpr, "ilvl")
+        style = paragraph.style if num_id is None else None
+        while style is not None and num_id is None:
+            sppr = style.element.find(f"{_W}pPr")
+            snum = sppr.find(f"{_W}numPr") if sppr is not None else None
+            num_id, ilvl = _val(snum, "numId"), ilvl or _val(snum, "ilvl")
+            style = style.base_style
+        if not num_id or num_id == "0" or num_id not in self.abstract:
+            return ""
+        abstract = self.abstract[num_id]
+        if num_id not in self.seen:  # a restarted instance of the list
+            self.seen.add(num_id)
+            counts = self.counter.counts.setdefault(abstract, [None] * 9)
+            for level, start in self.overrides[num_id]:
+                if level < 9:
+                    counts[level] = start - 1
+        return self.counter.label(abstract, int(ilvl) if ilvl and ilvl.isdigit() else 0)
+
+
+def _cell_text(cell: Any, numbering: _Numbering) -> str:
+    texts = [numbering.label(p) + p.text for p in cell.paragraphs]
+    return " ".join(" ".join(t.split()) for t in texts if t.strip())
 
 
 def extract_docx(data: bytes, filename: str) -> Extracted:
@@ -98,12 +165,13 @@ def _open(package: bytes) -> Any:
 
 
 def minimal_package(parts: dict[str, bytes]) -> bytes:
-    """A .docx holding only the main document, its styles and the core properties (those given)."""
+    """A .docx holding only the main document, its styles, numbering and core properties (those given)."""
     overrides = "".join(f'<Override PartName="/{name}" ContentType="{_PARTS[name]}"/>' for name in _PARTS
                         if name in parts)
     rels = {"_rels/.rels": [(_REL + "officeDocument", "word/document.xml")]
             + ([(_REL_CORE, "docProps/core.xml")] if "docProps/core.xml" in parts else []),
-            "word/_rels/document.xml.rels": [(_REL + "styles", "styles.xml")] if "word/styles.xml" in parts else []}
+            "word/_rels/document.xml.rels": [(_REL + kind, f"{kind}.xml") for kind in ("styles", "numbering")
+                                             if f"word/{kind}.xml" in parts]}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("[Content_Types].xml", f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types xmlns='
@@ -127,12 +195,15 @@ def _extract_document(document: Any, kind: str) -> Extracted:
 
     b = TextBuilder()
     first_heading = ""
+    numbering = _Numbering(document)
     for child in document.element.body.iterchildren():
         if child.tag == f"{_W}p":
             p = Paragraph(child, document)
+            number = numbering.label(p)  # counted even when the paragraph is empty, as Word does
             text = p.text.strip()
             if not text:
                 continue
+            text = number + text
             level = _heading_level(p)
             if level:
                 first_heading = first_heading or text
@@ -141,10 +212,13 @@ def _extract_document(document: Any, kind: str) -> Extracted:
                 b.block([("\n".join(ln.strip() for ln in text.splitlines() if ln.strip()), None)])
         elif child.tag == f"{_W}tbl":
             table = Table(child, document)
+            read: dict[int, str] = {}  # a merged cell is in row.cells once per grid column: read (count) it once
             for row in table.rows:
                 cells: list[str] = []
                 for cell in row.cells:  # merged cells repeat: keep each once per row
-                    t = _cell_text(cell)
+                    t = read.get(id(cell._tc))
+                    if t is None:
+                        t = read[id(cell._tc)] = _cell_text(cell, numbering)
                     if t and (not cells or cells[-1] != t):
                         cells.append(t)
                 if cells:

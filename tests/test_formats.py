@@ -480,7 +480,7 @@ def test_bad_doc_files() -> None:
 
 
 def test_piece_table_special_characters() -> None:
-    from corpus.formats.legacy_word import Para, paragraphs
+    from corpus.formats.legacy_word import Para, ParaProps, paragraphs
 
     text = ("第一章 总则\r"
             "见\x13 HYPERLINK \"http://x\" \x14《条例》\x15全文\x0b第二行\r"
@@ -490,10 +490,10 @@ def test_piece_table_special_characters() -> None:
             "\x13 IF \x13 PAGE \x145\x15 = 5 \x14真\x15\x13 TOC \\o \x15\r")
     row_start, row_end = text.index("甲"), text.index("\x07\x07") + 1
 
-    def props(cp: int) -> tuple[bool, bool, int]:
+    def props(cp: int) -> ParaProps:
         if cp == text.index("\r"):
-            return False, False, 1  # a heading style
-        return row_start <= cp <= row_end, cp == row_end, 0
+            return ParaProps(level=1)  # a heading style
+        return ParaProps(row_start <= cp <= row_end, cp == row_end)
 
     assert paragraphs(text, props) == [
         Para("第一章 总则", 1), Para("见《条例》全文\n第二行"), Para("图-表"),
@@ -579,3 +579,51 @@ def test_cli_corpus_add_word_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert [json.loads(ln)["format"] for ln in out.out.splitlines()] == ["doc", "docx"]
+
+
+def test_list_numbers_word_draws() -> None:
+    from corpus.formats.legacy_word import Para, ParaProps, paragraphs
+    from corpus.formats.numbering import Counter, Level, format_number
+
+    assert [format_number(n, "chineseCounting") for n in (1, 10, 11, 20, 21, 100, 101, 110, 1001)] == [
+        "一", "十", "十一", "二十", "二十一", "一百", "一百零一", "一百一十", "一千零一"]
+    assert [format_number(n, f) for n, f in ((3, "upperRoman"), (28, "lowerLetter"), (2, "decimalEnclosedCircle"),
+                                              (7, "decimalZero"), (3, "ideographTraditional"))] == [
+        "III", "bb", "②", "07", "丙"]
+    article = Level(1, "chineseCounting", ("第", 0, "条"), "space")
+    item = Level(1, "chineseCounting", ("（", 1, "）"), "nothing")
+    counter = Counter({"law": (article, item)})
+    labels = [counter.label("law", lvl) for lvl in (0, 1, 1, 0, 1)]
+    assert labels == ["第一条 ", "（一）", "（二）", "第二条 ", "（一）"]  # items start again under each article
+    # in a .doc the paragraph mark says which list and level (sprmPIlfo / sprmPIlvl)
+    counter = Counter({"law": (article, item)})
+    text = "为了规范。\r下列行为：\r乱扔\r\r吐痰\r施行。\r"
+    marks = [i for i, ch in enumerate(text) if ch == "\r"]  # the empty numbered paragraph still counts
+    by_mark = dict(zip(marks, [ParaProps(ilfo=1, ilvl=0), ParaProps(ilfo=1, ilvl=0), ParaProps(ilfo=1, ilvl=1),
+                               ParaProps(ilfo=1, ilvl=1), ParaProps(ilfo=1, ilvl=1), ParaProps()], strict=True))
+
+    def props(cp: int) -> ParaProps:
+        return by_mark[cp]
+
+    assert paragraphs(text, props, lambda p: counter.label("law", p.ilvl)) == [
+        Para("第一条 为了规范。"), Para("第二条 下列行为："), Para("（一）乱扔"), Para("（三）吐痰"), Para("施行。")]
+    # a .docx whose list style numbers its paragraphs (python-docx's own template: "List Number" is 1. 2. 3.)
+    import docx as python_docx
+
+    d = python_docx.Document()
+    for t in ("第一段文字内容", "第二段文字内容", "第三段文字内容"):
+        d.add_paragraph(t, style="List Number")
+    buf = io.BytesIO()
+    d.save(buf)
+    assert extract(buf.getvalue(), "list.docx").text.split("\n\n") == [
+        "1. 第一段文字内容", "2. 第二段文字内容", "3. 第三段文字内容"]
+
+
+@pytest.mark.parametrize(("name", "sentences"), [
+    ("广东省__2020_深圳经济特区文明行为条例.doc", ["第一条 为了加快推进城市文明建设", "第七十四条 本条例自2020年3月1日起施行"]),
+    ("黑龙江省__2023_大庆市文明行为促进条例.docx", ["（四）出租车不得拒载、甩客", "（一）从事政务服务的单位制定文明服务规范"]),
+])
+def test_real_numbered_articles_and_items(name: str, sentences: list[str]) -> None:
+    text = extract(_regulation(name), name).text
+    for sentence in sentences:
+        assert sentence in text

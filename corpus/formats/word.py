@@ -212,13 +212,13 @@ def _extract_document(document: Any, kind: str) -> Extracted:
                 b.block([("\n".join(ln.strip() for ln in text.splitlines() if ln.strip()), None)])
         elif child.tag == f"{_W}tbl":
             table = Table(child, document)
-            read: dict[int, str] = {}  # a merged cell is in row.cells once per grid column: read (count) it once
+            read: dict[Any, str] = {}  # a merged cell is in row.cells once per grid column: read (count) it once
             for row in table.rows:
                 cells: list[str] = []
                 for cell in row.cells:  # merged cells repeat: keep each once per row
-                    t = read.get(id(cell._tc))
+                    t = read.get(cell._tc)  # the w:tc element itself (held here, so its proxy stays the same)
                     if t is None:
-                        t = read[id(cell._tc)] = _cell_text(cell, numbering)
+                        t = read[cell._tc] = _cell_text(cell, numbering)
                     if t and (not cells or cells[-1] != t):
                         cells.append(t)
                 if cells:

@@ -479,6 +479,28 @@ def test_bad_doc_files() -> None:
     assert info.value.code == "unsupported_content" and "Excel" in info.value.message_en
 
 
+def test_damaged_doc_bytes_give_a_format_error_never_a_traceback() -> None:
+    import random
+
+    name = REG["ole2-doc"][0]
+    data = _regulation(name)
+    rng = random.Random(7)
+    at = _fib_at(data)
+    outcomes = set()
+    for _ in range(60):  # bytes of the FIB and the sectors after it overwritten at random
+        bad = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            pos = at + rng.randrange(0, 1024) if rng.random() < 0.6 else rng.randrange(len(data))
+            bad[pos] = rng.randrange(256)
+        try:
+            extract(bytes(bad), "damaged.doc")
+            outcomes.add("read")
+        except FormatError as exc:
+            outcomes.add(exc.code)
+    assert outcomes <= {"read", "corrupt_doc", "encrypted_doc", "empty_extraction", "unsupported_content",
+                        "unsupported_doc_version"}
+
+
 def test_piece_table_special_characters() -> None:
     from corpus.formats.legacy_word import Para, ParaProps, paragraphs
 

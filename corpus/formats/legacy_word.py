@@ -4,8 +4,10 @@
 or 1Table, fWhichTblStm) at the CLX, whose PlcPcd maps character positions (CPs) to pieces of the
 WordDocument stream, each UTF-16LE or "compressed" 8-bit cp1252. The main document is CPs [0, ccpText).
 Paragraph properties (PAPX in FKP pages, through PlcBtePapx) say which paragraph marks end a table row
-(sprmPFTtp) and which paragraphs lie in a table (sprmPFInTable); the style sheet (STSH) says which styles
-are headings (built-in sti 1–9).
+(sprmPFTtp), which paragraphs lie in a table (sprmPFInTable), their outline level and list (sprmPIlfo,
+sprmPIlvl), directly or through their style (the STSH, base styles under; built-in sti 1–9 are headings).
+The list numbers Word draws (第一条, （一）) come from the lists (PlfLst, PlfLfo) and go before their
+paragraphs (corpus/formats/numbering.py).
 
 Special characters: \\r paragraph end, \\x07 table cell end (row end where the paragraph is a TTP),
 \\x0b line break, \\x0c page or section break, \\x0e column break, \\x13 field instructions \\x14 field
@@ -57,9 +59,9 @@ class Para:
     cells: tuple[str, ...] = ()
 
 
-def _corrupt(filename: str, why: str) -> FormatError:
-    return FormatError("corrupt_doc", filename, f"Word 97–2003 文件（.doc）已损坏，无法读取：{why}",
-                       f"the Word 97-2003 file (.doc) is damaged and cannot be read: {why}")
+def _corrupt(filename: str, why_zh: str, why_en: str) -> FormatError:
+    return FormatError("corrupt_doc", filename, f"Word 97–2003 文件（.doc）已损坏，无法读取：{why_zh}",
+                       f"the Word 97-2003 file (.doc) is damaged and cannot be read: {why_en}")
 
 
 def _u16(b: bytes, off: int) -> int:
@@ -113,19 +115,19 @@ class _Reader:
         try:
             ole = olefile.OleFileIO(data)
         except Exception as exc:  # olefile raises OSError and others for a damaged compound file
-            raise _corrupt(filename, f"OLE2 容器无法打开 / cannot open the OLE2 container ({exc})") from exc
+            raise _corrupt(filename, f"OLE2 容器无法打开（{exc}）", f"cannot open the OLE2 container ({exc})") from exc
         try:
             if not ole.exists("WordDocument"):
                 if ole_damaged(ole):
-                    raise _corrupt(filename, "OLE2 容器不完整 / the OLE2 container is incomplete")
+                    raise _corrupt(filename, "OLE2 容器不完整", "the OLE2 container is incomplete")
                 raise FormatError("unsupported_content", filename,
                                   "文件内容是其他 Office 97–2003 文件，不是 Word 文档",
                                   "the content is another Office 97-2003 file, not a Word document")
             self.wd = ole.openstream("WordDocument").read()
             if len(self.wd) < _FC_LCB + 8 * (_CLX + 1):
-                raise _corrupt(filename, "WordDocument 流太短 / the WordDocument stream is too short")
+                raise _corrupt(filename, "WordDocument 流太短", "the WordDocument stream is too short")
             if _u16(self.wd, 0) != _FIB_MAGIC:
-                raise _corrupt(filename, "文件信息块标识不对 / bad FIB identifier")
+                raise _corrupt(filename, "文件信息块标识不对", "bad FIB identifier")
             nfib, flags = _u16(self.wd, 2), _u16(self.wd, 0x0A)
             if nfib < _MIN_NFIB:
                 raise FormatError("unsupported_doc_version", filename,
@@ -136,18 +138,20 @@ class _Reader:
                                   "the Word file is encrypted (password to open) and cannot be read")
             table = "1Table" if flags & _F_WHICH_TBL else "0Table"
             if not ole.exists(table):
-                raise _corrupt(filename, f"缺少 {table} 流 / no {table} stream")
+                raise _corrupt(filename, f"缺少 {table} 流", f"no {table} stream")
             self.table = ole.openstream(table).read()
             self.title, self.author = _summary(ole)
         except FormatError:
             raise
         except Exception as exc:
-            raise _corrupt(filename, str(exc)) from exc
+            raise _corrupt(filename, str(exc), str(exc)) from exc
         finally:
             ole.close()
         self.ccp_text = _u32(self.wd, 0x4C)
 
     def _fclcb(self, index: int) -> tuple[int, int]:
+        if index >= _u16(self.wd, _FC_LCB - 2):  # cbRgFcLcb: an older FIB has fewer pairs
+            return 0, 0
         return _u32(self.wd, _FC_LCB + 8 * index), _u32(self.wd, _FC_LCB + 8 * index + 4)
 
     def pieces(self) -> list[tuple[int, int, int, bool]]:
@@ -155,17 +159,17 @@ class _Reader:
         fc, lcb = self._fclcb(_CLX)
         clx = self.table[fc:fc + lcb]
         if lcb == 0 or len(clx) != lcb:
-            raise _corrupt(self.filename, "没有分段表 / no piece table (CLX)")
+            raise _corrupt(self.filename, "没有分段表", "no piece table (CLX)")
         i = 0
         while i < len(clx) and clx[i] == 0x01:  # Prc: property modifiers, skipped
             i += 3 + struct.unpack_from("<h", clx, i + 1)[0]
         if i >= len(clx) or clx[i] != 0x02 or i + 5 > len(clx):
-            raise _corrupt(self.filename, "分段表格式不对 / malformed CLX")
+            raise _corrupt(self.filename, "分段表格式不对", "malformed CLX")
         size = _u32(clx, i + 1)
         plc = clx[i + 5:i + 5 + size]
         n = (size - 4) // 12
         if n <= 0 or len(plc) < 4 * (n + 1) + 8 * n:
-            raise _corrupt(self.filename, "分段表为空 / empty piece table")
+            raise _corrupt(self.filename, "分段表为空", "empty piece table")
         cps = struct.unpack_from(f"<{n + 1}I", plc, 0)
         out = []
         for k in range(n):
@@ -186,7 +190,7 @@ class _Reader:
             width = 1 if compressed else 2
             chunk = self.wd[off:off + n * width]
             if len(chunk) != n * width:
-                raise _corrupt(self.filename, "文字超出文件末尾 / text runs past the end of the file")
+                raise _corrupt(self.filename, "文字超出文件末尾", "text runs past the end of the file")
             parts.append(chunk.decode("cp1252", "replace") if compressed else chunk.decode("utf-16-le", "replace"))
         return "".join(parts)
 
@@ -345,9 +349,12 @@ def _summary(ole: object) -> tuple[str, str]:
 def read_doc(data: bytes, filename: str) -> tuple[list[Para], str, str]:
     """The main text as paragraphs and table rows, with the summary's title and author."""
     reader = _Reader(data, filename)
-    pieces = reader.pieces()
-    text = reader.text(pieces)
-    starts, runs = reader.paragraph_runs()
+    try:
+        pieces = reader.pieces()
+        text = reader.text(pieces)
+        starts, runs = reader.paragraph_runs()
+    except (struct.error, IndexError, ValueError) as exc:  # offsets in the FIB or tables past their ends
+        raise _corrupt(filename, f"结构超出范围（{exc}）", f"a structure is out of range ({exc})") from exc
     piece_cps = [p[0] for p in pieces]
     counter, lfo = reader.numbering()
 

@@ -12,7 +12,8 @@ appended to sys.path). A file a candidate raises on or prints no letters of coun
 below). Completeness is measured against LibreOffice's text (antiword's without it): the share of its CJK
 characters (as a multiset) found in the candidate's text, the share of its sentences found verbatim
 (whitespace aside, measure.recovered), and the share of the candidate's CJK characters that the reference
-has (what a candidate adds that is not in the document).
+has (what a candidate adds that is not in the document). The Word 2007+ zips are compared with LibreOffice
+the same way (the one-file XML package is left out: LibreOffice reads it as plain text).
 """
 
 from __future__ import annotations
@@ -180,10 +181,24 @@ def _cover(reference: str, text: str) -> float:
 def compare_doc(folder: Path) -> list[dict[str, object]]:
     """The OLE2 files of `folder` through every candidate; completeness against LibreOffice's text (antiword's
     where LibreOffice is not installed)."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and content_kind(p.read_bytes()) == "doc")
+    return _compare(folder, ("doc",), candidates())
+
+
+def compare_docx(folder: Path) -> list[dict[str, object]]:
+    """The Word 2007+ zips of `folder` (whatever their names) through extract() and LibreOffice."""
+    from corpus.formats import extract
+
+    found: dict[str, Batch | None] = {
+        "policyqa (python-docx + numbering)": _each(lambda p: extract(p.read_bytes(), p.name).text),
+        "libreoffice": _libreoffice()}
+    return _compare(folder, ("docx",), found)
+
+
+def _compare(folder: Path, kinds: tuple[str, ...], found: dict[str, Batch | None]) -> list[dict[str, object]]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and content_kind(p.read_bytes()) in kinds)
     texts: dict[str, dict[str, str]] = {}
     rows: list[dict[str, object]] = []
-    for label, batch in candidates().items():
+    for label, batch in found.items():
         if batch is None:
             rows.append({"extractor": label, "skipped": "not installed here"})
             continue
@@ -191,8 +206,8 @@ def compare_doc(folder: Path) -> list[dict[str, object]]:
         out, failed = batch(files)
         seconds = time.perf_counter() - t0
         texts[label] = out
-        rows.append({"extractor": label, "files": len(files), "failed": failed, "seconds": round(seconds, 2),
-                     "files_per_s": round(len(files) / seconds, 1)})
+        rows.append({"extractor": label, "kind": "/".join(kinds), "files": len(files), "failed": failed,
+                     "seconds": round(seconds, 2), "files_per_s": round(len(files) / seconds, 1)})
     ref_label = "libreoffice" if "libreoffice" in texts else "antiword"
     reference = texts.get(ref_label, {})
     for row in rows:
@@ -233,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
           f"files/s); prepare_from_file() accepted {timing['prepared']} in {timing['prepare_s']:.2f} s "
           f"({timing['prepare_files_per_s']:.1f} files/s)")
     if args.compare:
-        for row in compare_doc(args.folder):
+        for row in [*compare_doc(args.folder), *compare_docx(args.folder)]:
             print("  ".join(f"{k}={v}" for k, v in row.items()))
 
 

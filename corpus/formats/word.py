@@ -52,8 +52,7 @@ def check_zip(data: bytes, filename: str) -> None:
         raise FormatError("corrupt_docx", filename, ".docx 中没有 word/document.xml", "the .docx has no word/document.xml")
 
 
-def _heading_level(paragraph: Any) -> int:
-    style = paragraph.style
+def _heading_level(paragraph: Any, style: Any) -> int:
     names = []
     while style is not None:
         names.append(style.name or "")
@@ -110,14 +109,14 @@ class _Numbering:
                                       for o in num.iterfind(f"{_W}lvlOverride")
                                       if (v := _val(o, "startOverride")) and v.isdigit()]
 
-    def label(self, paragraph: Any) -> str:
+    def label(self, paragraph: Any, style: Any) -> str:
         """The number Word draws before `paragraph` (its own w:numPr, else its style's); counts it."""
         if not self.counter.lists:
             return ""
         ppr = paragraph._p.pPr
         numpr = ppr.find(f"{_W}numPr") if ppr is not None else None
         num_id, ilvl = _val(numpr, "numId"), _val(numpr, "ilvl")
-        style = paragraph.style if num_id is None else None
+        style = style if num_id is None else None
         while style is not None and num_id is None:
             sppr = style.element.find(f"{_W}pPr")
             snum = sppr.find(f"{_W}numPr") if sppr is not None else None
@@ -135,8 +134,21 @@ class _Numbering:
         return self.counter.label(abstract, int(ilvl) if ilvl and ilvl.isdigit() else 0)
 
 
-def _cell_text(cell: Any, numbering: _Numbering) -> str:
-    texts = [numbering.label(p) + p.text for p in cell.paragraphs]
+class _Styles:
+    """paragraph.style, looked up once per style id (python-docx searches the styles part on every call)."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str | None, Any] = {}
+
+    def of(self, paragraph: Any) -> Any:
+        sid = paragraph._p.style
+        if sid not in self.cache:
+            self.cache[sid] = paragraph.style
+        return self.cache[sid]
+
+
+def _cell_text(cell: Any, numbering: _Numbering, styles: _Styles) -> str:
+    texts = [numbering.label(p, styles.of(p)) + p.text for p in cell.paragraphs]
     return " ".join(" ".join(t.split()) for t in texts if t.strip())
 
 
@@ -196,15 +208,17 @@ def _extract_document(document: Any, kind: str) -> Extracted:
     b = TextBuilder()
     first_heading = ""
     numbering = _Numbering(document)
+    styles = _Styles()
     for child in document.element.body.iterchildren():
         if child.tag == f"{_W}p":
             p = Paragraph(child, document)
-            number = numbering.label(p)  # counted even when the paragraph is empty, as Word does
+            style = styles.of(p)
+            number = numbering.label(p, style)  # counted even when the paragraph is empty, as Word does
             text = p.text.strip()
             if not text:
                 continue
             text = number + text
-            level = _heading_level(p)
+            level = _heading_level(p, style)
             if level:
                 first_heading = first_heading or text
                 b.heading(text, level)
@@ -218,7 +232,7 @@ def _extract_document(document: Any, kind: str) -> Extracted:
                 for cell in row.cells:  # merged cells repeat: keep each once per row
                     t = read.get(cell._tc)  # the w:tc element itself (held here, so its proxy stays the same)
                     if t is None:
-                        t = read[cell._tc] = _cell_text(cell, numbering)
+                        t = read[cell._tc] = _cell_text(cell, numbering, styles)
                     if t and (not cells or cells[-1] != t):
                         cells.append(t)
                 if cells:

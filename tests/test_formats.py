@@ -649,3 +649,23 @@ def test_real_numbered_articles_and_items(name: str, sentences: list[str]) -> No
     text = extract(_regulation(name), name).text
     for sentence in sentences:
         assert sentence in text
+
+
+def test_docx_text_inside_smart_tags_and_content_controls() -> None:
+    import docx as python_docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    d = python_docx.Document()
+    p = d.add_paragraph("（")
+    p._p.append(parse_xml(f'<w:smartTag {w} w:uri="urn:schemas-microsoft-com:office:smarttags" w:element="chsdate">'
+                          "<w:r><w:t>2017年11月23日</w:t></w:r></w:smartTag>"))
+    p._p.append(parse_xml(f"<w:sdt {w}><w:sdtContent><w:r><w:t>抚州市人民代表大会常务委员会通过</w:t></w:r>"
+                          "</w:sdtContent></w:sdt>"))
+    p._p.append(parse_xml(f"<w:r {w}><w:t>）</w:t></w:r>"))
+    assert p.text == "（）"  # python-docx alone loses both
+    buf = io.BytesIO()
+    d.save(buf)
+    assert extract(buf.getvalue(), "tags.docx").text == "（2017年11月23日抚州市人民代表大会常务委员会通过）"
+    name = "江西省__2018_抚州市文明行为促进条例.docx"  # the real file: a chsdate smart tag in its passing line
+    assert "（2017年11月23日抚州市第四届人民代表大会常务" in extract(_regulation(name), name).text

@@ -221,6 +221,7 @@ def _compare(folder: Path, kinds: tuple[str, ...], found: dict[str, Batch | None
         row.update({"reference": ref_label, "compared": len(names), "cjk_cover_min": round(min(cover), 4),
                     "cjk_cover_median": round(statistics.median(cover), 4),
                     "sentences_min": round(min(sentences), 4), "sentences_median": round(statistics.median(sentences), 4),
+                    "files_all_sentences": sum(1 for r in sentences if r >= 0.9995),
                     "own_cjk_in_reference_min": round(min(extra), 4) if extra else None})
     return rows
 

@@ -71,6 +71,26 @@ def _heading_level(paragraph: Any, style: Any) -> int:
     return 0
 
 
+def paragraph_text(p: Any) -> str:
+    """The text of a w:p as Word shows it: python-docx's Paragraph.text reads only the runs directly under the
+    paragraph or a hyperlink, and so loses those in smart tags (a 中文日期 chsdate tag around
+    "2017年11月23日"), content controls, simple fields and tracked insertions. Text boxes (a w:p inside
+    this one) are left out, as Paragraph.text does."""
+    out: list[str] = []
+    for el in p.iter(f"{_W}t", f"{_W}tab", f"{_W}br", f"{_W}cr", f"{_W}noBreakHyphen"):
+        run = el.getparent()
+        if run is None or run.tag != f"{_W}r":  # w:tab also defines tab stops in w:pPr/w:tabs
+            continue
+        owner = run.getparent()
+        while owner is not None and owner.tag != f"{_W}p":
+            owner = owner.getparent()
+        if owner is not p:
+            continue
+        tag = el.tag[len(_W):]
+        out.append(el.text or "" if tag == "t" else "\t" if tag == "tab" else "-" if tag == "noBreakHyphen" else "\n")
+    return "".join(out)
+
+
 def _val(parent: Any, tag: str) -> str | None:
     el = parent.find(f"{_W}{tag}") if parent is not None else None
     return None if el is None else el.get(f"{_W}val")
@@ -148,7 +168,7 @@ class _Styles:
 
 
 def _cell_text(cell: Any, numbering: _Numbering, styles: _Styles) -> str:
-    texts = [numbering.label(p, styles.of(p)) + p.text for p in cell.paragraphs]
+    texts = [numbering.label(p, styles.of(p)) + paragraph_text(p._p) for p in cell.paragraphs]
     return " ".join(" ".join(t.split()) for t in texts if t.strip())
 
 
@@ -214,7 +234,7 @@ def _extract_document(document: Any, kind: str) -> Extracted:
             p = Paragraph(child, document)
             style = styles.of(p)
             number = numbering.label(p, style)  # counted even when the paragraph is empty, as Word does
-            text = p.text.strip()
+            text = paragraph_text(child).strip()
             if not text:
                 continue
             text = number + text

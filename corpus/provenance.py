@@ -25,7 +25,7 @@ ORIGINALS_DIR = ".originals"  # beside the stored documents: originals and prove
 class Origin:
     """An uploaded document's original file and its provenance spans, as offsets into the CLEANED text."""
 
-    format: str  # html | pdf | docx | text
+    format: str  # html | pdf | docx | doc | wordxml | text
     name: str  # the uploaded file name
     spans: tuple[tuple[int, int, int | None, tuple[str, ...]], ...]  # (start, end, page, section), sorted
 

@@ -476,8 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = corpus.add_parser("chunks", help="every chunk")
     s.add_argument("--json", action="store_true", help="one JSON object a line")
     s.set_defaults(handler=cmd_corpus_chunks)
-    s = corpus.add_parser("add", help="add files to POLICYQA_CORPUS_DIR: .html/.htm, .pdf, .docx, .txt, or .md "
-                                      "with front matter (text extracted, originals kept in .originals/)")
+    s = corpus.add_parser("add", help="add files to POLICYQA_CORPUS_DIR: .html/.htm, .pdf, .doc, .docx, .txt, or "
+                                      ".md with front matter, read as what their bytes are (text extracted, "
+                                      "originals kept in .originals/)")
     s.add_argument("files", nargs="+", type=_path, metavar="FILE", help="files to add")
     s.add_argument("--title", default=None, help="title (default: the one found in the file)")
     s.add_argument("--date", default=None, help="YYYY[-MM[-DD]] (default: 成文日期/发布日期 found, else today)")

@@ -39,7 +39,7 @@ from corpus.documents import (
     validate_doc_id,
 )
 from corpus.formats import PROVENANCE_VERSION, Extracted, document_date, extract
-from corpus.formats.sniff import TEXT_KINDS, content_kind, detect
+from corpus.formats.sniff import EXTENSIONS, KIND_SUFFIX, TEXT_KINDS, content_kind, detect
 from corpus.provenance import ORIGINALS_DIR
 from index.generations import fsync_dir, remove_old_files
 from service.api.errors import ApiError
@@ -67,7 +67,7 @@ class NewDocumentFields:
 class OriginalFile:
     """An uploaded file as received (stored unmodified) and its provenance map (JSON)."""
 
-    suffix: str  # ".pdf", ".html", ".docx", ".txt"…
+    suffix: str  # ".pdf", ".html", ".docx", ".doc", ".txt"…: the kind the bytes are
     data: bytes
     provenance: bytes
 
@@ -148,7 +148,7 @@ def _has_front_matter(data: bytes) -> bool:
 def prepare_from_file(data: bytes, filename: str, corpus_dir: Path, doc_id: str | None = None, *,
                       title: str | None = None, date: str | None = None, source: str | None = None,
                       ) -> PreparedDocument:
-    """Any supported file, chosen by its extension and checked against its first bytes.
+    """Any supported file, read as what its bytes are (corpus.formats.sniff; a .doc holding a zip is a docx).
 
     Markdown (and text) with front matter is stored byte for byte as before. Anything else is extracted
     (corpus.formats) into front matter + text; `title`, `date` and `source` override what was found. Raises
@@ -156,11 +156,8 @@ def prepare_from_file(data: bytes, filename: str, corpus_dir: Path, doc_id: str 
     """
     name = Path(filename).name or "upload"
     suffix = Path(name).suffix.lower()
-    if suffix in (".md", ".markdown"):  # today's stored format: parse errors keep their codes
-        found = content_kind(data)
-        if found not in TEXT_KINDS:
-            detect(data, name)  # raises extension_mismatch naming what the bytes are
-        return prepare_from_markdown(data, corpus_dir, doc_id)
+    if suffix in (".md", ".markdown") and content_kind(data) in TEXT_KINDS:  # the stored format: parse errors
+        return prepare_from_markdown(data, corpus_dir, doc_id)  # keep their codes
     kind = detect(data, name)
     if kind == "text" and _has_front_matter(data):
         return prepare_from_markdown(data, corpus_dir, doc_id)
@@ -172,7 +169,9 @@ def prepare_extracted(ex: Extracted, original: bytes, filename: str, corpus_dir:
                       *, title: str | None = None, date: str | None = None, source: str | None = None,
                       ) -> PreparedDocument:
     doc_id = check_doc_id(doc_id) if doc_id else generated_doc_id(ex.text)
-    suffix = Path(filename).suffix.lower() or ".bin"
+    suffix = Path(filename).suffix.lower()
+    if EXTENSIONS.get(suffix) != ex.kind and not (ex.kind == "text" and suffix in (".md", ".markdown")):
+        suffix = KIND_SUFFIX.get(ex.kind, ".bin")  # stored under what it is: a .doc holding a zip as .docx
     found = ex.metadata
     meta: dict[str, Any] = {"doc_id": doc_id, "title": title or found.get("title") or Path(filename).stem}
     found_date, evidence = document_date(found)

@@ -141,3 +141,22 @@ def test_a_scanned_pdf_is_refused_and_nothing_is_stored(live: LiveServer) -> Non
         assert client.get("/v1/documents").json()["documents"] == listed_before
     assert sorted(p.name for p in corpus.rglob("*") if p.is_file()) == files_before
 
+
+
+def test_a_word_97_2003_file_named_docx_is_read_cited_and_served_as_msword(live: LiveServer) -> None:
+    from corpus.formats.measure_word import RAW
+
+    path = RAW / "江苏省__2019_盐城市文明行为促进条例.docx"  # a Word 97-2003 (OLE2) file named .docx
+    if not path.is_file():
+        pytest.skip(f"the regulations corpus is not here ({RAW}): it lies in ../shared beside the clone")
+    data = path.read_bytes()
+    with live.client() as client, live.client(ADMIN_TOKEN) as admin:
+        _upload(admin, path.name, data, "application/octet-stream", "up-doc")
+        _wait_indexed(client, {"up-doc"})
+        c = _cited(client, "盐城市文明行为促进条例自什么时候起施行？", "up-doc", "2019年7月1日")
+        assert c["origin"]["format"] == "doc"
+        original = client.get("/v1/documents/up-doc/original")
+        assert original.status_code == 200 and original.content == data  # stored byte for byte, as .doc
+        assert original.headers["content-type"] == "application/msword"
+        assert original.headers["content-disposition"].startswith("attachment")
+        assert (live.workspace.corpus_dir / ".originals" / "up-doc.doc").is_file()

@@ -2,7 +2,8 @@
 with provenance (for every character: the PDF page, or the section path in an HTML/DOCX file) and the
 metadata found in them (title, date, source, and policy fields such as 发文字号 江府〔2024〕12号).
 
-`extract(data, filename)` picks the format from the extension, checks it against the first bytes, and
+`extract(data, filename)` picks the format from the bytes (corpus/formats/sniff.py: PDF, Word 2007+ zip,
+Word 97–2003 OLE2, Word's one-file XML, HTML, text; the extension only tells the text kinds apart), and
 raises FormatError (a DocumentError: code + Chinese and English message naming the file) for anything it
 cannot turn into a non-empty document. The project's own cleaning (corpus/cleaning.py) runs later, on the
 stored text, as for every other document.
@@ -38,6 +39,14 @@ def extract(data: bytes, filename: str, kind: str | None = None) -> Extracted:
         from corpus.formats.word import extract_docx
 
         out = extract_docx(data, filename)
+    elif kind == "doc":
+        from corpus.formats.legacy_word import extract_doc
+
+        out = extract_doc(data, filename)
+    elif kind == "wordxml":
+        from corpus.formats.wordxml import extract_wordxml
+
+        out = extract_wordxml(data, filename)
     else:
         from corpus.formats.plain import extract_text
 

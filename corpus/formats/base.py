@@ -38,7 +38,7 @@ class Span:
 
 @dataclass(frozen=True)
 class Extracted:
-    kind: str  # html | pdf | docx | text
+    kind: str  # html | pdf | docx | doc | wordxml | text
     text: str  # the document body: paragraphs separated by blank lines, headings as Markdown `#` lines
     spans: tuple[Span, ...]  # sorted, non-overlapping; characters between spans (blank lines) map nowhere
     metadata: dict[str, str] = field(default_factory=dict)  # title, date, source, url, policy fields

@@ -29,7 +29,7 @@ class Citation:
     start: int
     end: int
     # where the quote's start is in the uploaded original: {"format": "pdf", "page": n[, "pages": [a, b]]} or
-    # {"format": "html"|"docx", "section": [heading trail]}; None for a Markdown document
+    # {"format": "html"|"docx"|"doc"|"wordxml", "section": [heading trail]}; None for a Markdown document
     origin: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -46,7 +46,8 @@ class SearchResult(_Open):
 
 
 class CitationOrigin(_Open):
-    format: str = Field(description="the uploaded original's format: pdf | html | docx | text")
+    format: str = Field(description="the uploaded original's format (what its bytes are): pdf | html | docx | doc "
+                        "(Word 97-2003) | wordxml (Word's one-file XML) | text")
     page: int | None = Field(None, description="PDF: the page (1-based) the quote starts on")
     pages: list[int] | None = Field(None, description="PDF: [first, last] page when the quote runs over pages")
     section: list[str] | None = Field(None, description="HTML/DOCX (and PDF bookmarks): the heading trail")
@@ -109,7 +110,7 @@ class AskResult(_Open):
 
 
 class OriginalFile(BaseModel):
-    format: str = Field(description="html | pdf | docx | text")
+    format: str = Field(description="html | pdf | docx | doc | wordxml | text")
     name: str = Field(description="the uploaded file name")
     url: str = Field(description="GET it: the original bytes, unmodified")
 

@@ -1,5 +1,5 @@
 """A new document from an upload: JSON fields, a multipart file (Markdown with front matter, or a web page,
-PDF, Word or text file that corpus.formats extracts) or a text/markdown body, size-checked on the document
+PDF, Word (.doc/.docx) or text file that corpus.formats extracts) or a text/markdown body, size-checked on the document
 itself (not its encoding) and validated exactly like the corpus loader."""
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ async def prepare_upload(request: Request, body: bytes, corpus_dir: FsPath, max_
             elif isinstance(upload, str):
                 data = upload.encode("utf-8")
             else:
-                raise ApiError(422, "missing_file", "缺少 file 字段（Markdown、HTML、PDF、DOCX 或 TXT 文件）",
-                               "the form lacks the `file` field (a Markdown, HTML, PDF, DOCX or TXT file)")
+                raise ApiError(422, "missing_file", "缺少 file 字段（Markdown、HTML、PDF、DOC、DOCX 或 TXT 文件）",
+                               "the form lacks the `file` field (a Markdown, HTML, PDF, DOC, DOCX or TXT file)")
             if doc_id is not None and not isinstance(doc_id, str):
                 raise ApiError(422, "bad_doc_id", "doc_id 字段必须是文本", "the doc_id field must be text")
             overrides: dict[str, str | None] = {}
@@ -137,9 +137,10 @@ NEW_DOCUMENT_BODY: dict[str, Any] = {
                     "file": {"type": "string", "format": "binary",
                              "description": "Markdown with YAML front matter (title, date, source…), the "
                                             "stored format of corpus/seeds/*.md; or a .html/.htm page, .pdf "
-                                            "(with a text layer), .docx or .txt file: the format is chosen by "
-                                            "the file name's extension and checked against the content, the "
-                                            "text extracted, the original kept unmodified"},
+                                            "(with a text layer), .doc/.docx (Word 97-2003 or 2007+, or Word's "
+                                            "one-file XML) or .txt file: read as what its bytes are (a .doc "
+                                            "holding a .docx is read as .docx), the text extracted, the "
+                                            "original kept unmodified"},
                     "doc_id": {"type": "string", "pattern": DOC_ID_PATTERN,
                                "description": "used when the front matter names none"},
                     "title": {"type": "string", "description": "overrides the title found in the file"},

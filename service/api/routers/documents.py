@@ -42,6 +42,8 @@ POLICY_FIELDS = ("doc_number", "issuer", "written_date", "published_date", "effe
 ORIGINAL_TYPES = {  # content type, shown inline (else a download)
     "pdf": ("application/pdf", True),
     "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", False),
+    "doc": ("application/msword", False),
+    "wordxml": ("application/xml", False),  # Word opens its one-file XML; a browser would only show markup
     "html": ("text/html", False),  # never rendered on this origin: its scripts would run as the page's
     "text": ("text/plain", True),
 }
@@ -137,7 +139,8 @@ def router(settings: Settings) -> APIRouter:
     @api.post("/v1/documents", response_model=DocumentCreated, status_code=201, tags=["admin"],
               summary="Add a document (admin) / 新增文档（管理）",
               description="JSON `{title, text, date?, source?, url?, doc_id?, region?}`, a multipart upload "
-                          "(field `file`: Markdown with front matter, a web page, PDF, Word .docx or text file; "
+                          "(field `file`: Markdown with front matter, a web page, PDF, Word .doc/.docx or text file, "
+                          "read as what its bytes are; "
                           "optional fields doc_id, title, date, source) or a text/markdown body. Validated like "
                           f"the corpus loader and written durably before the 201. {auto}; `?rebuild=true` "
                           f"starts one now. A file over {max_file} bytes, or a document over {max_doc} bytes as "

@@ -40,7 +40,7 @@
   const uploadError = $("upload-error");
   const READY_POLL_MS = 2000;
   const LIST_POLL_MS = 3000; // while a document is being indexed, the list is read again this often
-  const FORMAT_NAMES = { pdf: "PDF", docx: "Word", html: "网页", text: "文本" };
+  const FORMAT_NAMES = { pdf: "PDF", docx: "Word", doc: "Word", wordxml: "Word", html: "网页", text: "文本" };
 
   // ---- small DOM helpers -------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ its original bytes and provenance map under `.originals/`, with the default clea
   is `<id_prefix>-<first 12 hex of sha256(file name)>`: ASCII, deterministic, independent of file order.
   The mapping is stored in `eval/cache/<name>/ids.json` like the other external sets, so runs report file
   names.
-* **Failures.** A file that cannot be extracted (today: the Word 97-2003 `.doc` files, until a reader for
-  them lands) is listed in `eval/cache/<name>/ingest.json` and reported, and the run goes on without it.
+* **Failures.** A file that cannot be extracted (a damaged or encrypted one; all 249 regulations are read today) is
+  listed in `eval/cache/<name>/ingest.json` and reported, and the run goes on without it.
 * **Writes.** A stored file is rewritten only when its bytes change. The upload path dates a file with no
   date found in it with today's date; that date alone does not count as a change, so an unchanged folder
   keeps the same corpus fingerprint and the index is not rebuilt the next day.

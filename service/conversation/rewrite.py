@@ -121,9 +121,14 @@ def _place_names() -> dict[str, str]:
             names[name] = name
     for short, d in divisions.by_short.items():
         names.setdefault(short, d.name)
-    for place in load_gazetteer().places:  # the seed articles' districts and towns
+    gazetteer = load_gazetteer()
+    for place in gazetteer.places:  # the seed articles' districts and towns
         full = divisions.lookup(place)
         names.setdefault(place, full.name if full is not None else place)
+    for alias in gazetteer.place_aliases:  # 侨都 → 江门市
+        target = gazetteer.aliases[alias][0]
+        full = divisions.lookup(target)
+        names.setdefault(alias, full.name if full is not None else target)
     return names
 
 
@@ -291,7 +296,8 @@ def _replace_pronouns(text: str, context: str, ctx: Slots, carried: list[str]) -
             carried.append("pronoun")
     for p in w.it:
         if text.startswith(p) or (p in text and p not in ("其",)):
-            focus = doc or subject(context)
+            # the document in focus; else the place the question before was about; else its subject
+            focus = doc or (ctx.places[0].text if ctx.places else "") or subject(context)
             if focus:
                 owner = p.endswith("的")
                 text = text.replace(p, focus + ("的" if owner else ""), 1)
@@ -336,9 +342,19 @@ def rewrite(question: str, context: str) -> Resolution:
         rest = core[len(_content_head(core)):]
         carried.append("swap")
         return Resolution(asked, swapped + rest + ending, "rules", tuple(dict.fromkeys(carried)), context=context)
+    ctx_subj = subject(ctx_body)
+    doc = ctx.document
+    # the topic nearest the asking words, not a word inside a regulation's name (文明行为 of 文明行为促进条例)
+    old_topic = next((t for t in reversed(ctx.topics) if t.end <= len(ctx_subj)
+                      and not (doc is not None and doc.start <= t.start < doc.end)), None)
+    if own.topics and not own.places and old_topic is not None and core.startswith(own.topics[0].text):
+        # 发送旅客多少人次？ after 2024年暑运期间江门站到发旅客多少人次？: the same question about the new topic
+        carried.append("topic")
+        resolved = _replace(ctx_subj, old_topic, own.topics[0].text) + core[own.topics[0].end:] + ending
+        return Resolution(asked, resolved, "rules", tuple(dict.fromkeys(carried)), context=context)
     prefix = ""
     if ctx.places and not own.places:
-        prefix += ctx.places[0].text
+        prefix += _place_run(ctx_body, ctx.places)
         carried.append("place")
     if ctx.years and not own.years:
         if own.places and not prefix:
@@ -351,6 +367,21 @@ def rewrite(question: str, context: str) -> Resolution:
     if not carried:
         return Resolution(asked, asked, "standalone", context=context)
     return Resolution(asked, resolved, "rules", tuple(dict.fromkeys(carried)), context=context)
+
+
+def _place_run(text: str, places: Sequence[Span]) -> str:
+    """The first place with the places right after it (阳江市江城区: the district and its city); a division
+    before a name many cities use (高新区（江海区） → 江海区)."""
+    divisions = load_divisions().by_name
+    named = [i for i, p in enumerate(places) if p.canonical in divisions]
+    if named and named[0] > 0:
+        places = places[named[0]:]
+    end = places[0].end
+    for p in places[1:]:
+        if p.start != end:
+            break
+        end = p.end
+    return text[places[0].start:end]
 
 
 def _content_head(core: str) -> str:

@@ -145,8 +145,10 @@ def _row(cls: type[Any], names: tuple[str, ...], row: tuple[Any, ...]) -> Any:
 
 
 class Logbook:
-    def __init__(self, path: Path, *, enabled: bool = True, retention_days: int = 90) -> None:
+    def __init__(self, path: Path, *, enabled: bool = True, retention_days: int = 90,
+                 busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
         self.enabled = enabled
         self.retention_days = retention_days
         self._ready = False
@@ -159,9 +161,9 @@ class Logbook:
         """One connection per call (threads and worker processes never share one); writes take the write lock
         at once (BEGIN IMMEDIATE) so two writers wait on the busy timeout instead of failing on upgrade."""
         self._ensure()
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        con = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
         try:
-            con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             if write:
                 con.execute("BEGIN IMMEDIATE")
                 try:
@@ -182,9 +184,9 @@ class Logbook:
             if self._ready:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            con = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
             try:
-                con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
                 con.execute("PRAGMA journal_mode = WAL")
                 con.executescript(_SCHEMA)
             finally:
@@ -240,10 +242,12 @@ class Logbook:
     def add_feedback(self, answer_id: str, rating: Rating, correct_answer: str | None = None,
                      comment: str | None = None) -> Feedback:
         """Store a rating of a logged answer. UnknownAnswer when there is none; OSError(ENOSPC) on a full disk."""
+        if not self.enabled:
+            raise UnknownAnswer(answer_id)
         try:
             with self._connect(write=True) as con:
                 row = con.execute(f"SELECT {', '.join(_ASKED)} FROM asked WHERE answer_id = ?",
-                                  (answer_id,)).fetchone() if self.enabled else None
+                                  (answer_id,)).fetchone()
                 if row is None:
                     raise UnknownAnswer(answer_id)
                 a = _row(Asked, _ASKED, row)

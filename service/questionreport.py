@@ -23,11 +23,13 @@ def normalise(question: str) -> str:
 
 
 def topic_of(question: str) -> str:
-    """What a question asks about, for grouping refusals: a known topic, else the regulation or document it
-    names (without its place), else its subject without places and years."""
+    """What a question asks about, for grouping refusals: a known topic (遛狗不牵绳), else the regulation or
+    document it names without its place (文明行为促进条例), else its subject without places and years."""
     s = slots(question)
-    if s.topics:
-        return s.topics[0].text
+    doc = s.document
+    outside = [t for t in s.topics if doc is None or not doc.start <= t.start < doc.end]
+    if outside:
+        return outside[0].text
     if s.document is not None:
         name = s.document.text.strip("《》")
         for p in place_spans(name):

@@ -76,13 +76,12 @@ def prepare_external(set_name: str, settings: Settings) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from eval.conversations import is_conversation_set
     from eval.report import summary_table, write_report
     from eval.runner import index_fingerprint, run_set
     from eval.scoring import load_rows, score_dir
     from eval.sets import load_set
     from service.cli import CliError
-
-    from eval.conversations import is_conversation_set
 
     if is_conversation_set(args.set):
         return cmd_run_conversations(args, settings)
@@ -164,7 +163,12 @@ def cmd_run_conversations(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
     """Resolution accuracy of a conversation set, by rule; no index, no model."""
-    from eval.conversations import is_conversation_set, load_conversations, resolution_rows, resolution_summary
+    from eval.conversations import (
+        is_conversation_set,
+        load_conversations,
+        resolution_rows,
+        resolution_summary,
+    )
     from service.cli import CliError
 
     if not is_conversation_set(args.set):

@@ -7,6 +7,7 @@ differs. Line editing and the question history (↑/↓) come from readline wher
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -20,10 +21,8 @@ QUIT = ("/quit", "/exit", "/退出")
 
 
 def _line_editing() -> None:
-    try:
+    with contextlib.suppress(ImportError):  # not on every platform
         import readline  # noqa: F401  (imported for its side effect: input() gets line editing and history)
-    except ImportError:  # pragma: no cover - not on this platform
-        pass
 
 
 def run_chat(engine: Any, *, answer_mode: str, k: int, mode: str, max_turns: int,

@@ -64,7 +64,7 @@ def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     v = sorted(values)
-    return round(v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))], 1)
+    return round(v[min(len(v) - 1, round(q / 100 * (len(v) - 1)))], 1)
 
 
 def build_report(asked: Sequence[Asked], feedback: Sequence[Feedback], top: int = TOP) -> Report:
@@ -95,7 +95,7 @@ def build_report(asked: Sequence[Asked], feedback: Sequence[Feedback], top: int 
     def groups(kind: str, table: dict[str, Counter[str]]) -> list[dict[str, Any]]:
         rows = [{kind: name, "refused": sum(c.values()), "reasons": dict(c.most_common()),
                  "example": examples[(kind, name)]} for name, c in table.items()]
-        return sorted(rows, key=lambda r: (-r["refused"], r[kind]))[:top]
+        return sorted(rows, key=lambda r: (-sum(table[str(r[kind])].values()), str(r[kind])))[:top]
 
     down = [{"answer_id": f.answer_id, "created_at": f.created_at, "question": f.question,
              "resolved_question": f.resolved_question, "answer": f.short_answer or f.answer,

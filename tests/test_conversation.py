@@ -188,7 +188,7 @@ def test_history_limits_and_malformed_turns_are_refused_in_the_error_shape(tmp_p
 def test_the_follow_up_set_is_well_formed_and_resolved_by_rule() -> None:
     from eval.conversations import load_conversations, match, resolution_rows, resolution_summary
 
-    name, conversations = load_conversations("followups-dev")
+    _, conversations = load_conversations("followups-dev")
     assert len(conversations) >= 50
     assert all(2 <= len(c.turns) <= 3 for c in conversations)
     for c in conversations:

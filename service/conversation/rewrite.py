@@ -59,8 +59,8 @@ def load_words(words: Path = WORDS, topics: Path = TOPICS) -> Words:
 
     topic_list = [t.strip() for t in topics.read_text(encoding="utf-8").splitlines()
                   if t.strip() and not t.startswith("#")]
-    return Words(*(longest_first(kinds.get(k, [])) for k in ("lead", "doc", "place", "it", "ask", "tail", "filler")),
-                 topics=longest_first(topic_list))
+    lists = {k: longest_first(kinds.get(k, [])) for k in ("lead", "doc", "place", "it", "ask", "tail", "filler")}
+    return Words(**lists, topics=longest_first(topic_list))
 
 
 @dataclass(frozen=True)

@@ -201,3 +201,20 @@ def test_the_follow_up_set_is_well_formed_and_resolved_by_rule() -> None:
     assert match("江门市2024年培训了多少人次党员、干部？", "2024年江门培训了多少人次党员干部") == "equivalent"
     assert match("东莞文明行为促进条例什么时候施行", "东莞市文明行为促进条例什么时候施行？") == "exact"
     assert match("东莞市文明行为促进条例是哪次会议通过的？", "东莞市文明行为促进条例什么时候施行？") == "miss"
+
+
+def test_policyqa_chat_answers_follow_ups_as_standalone_questions() -> None:
+    import io
+
+    from service.chat import run_chat
+
+    engine = RecordingEngine()
+    shown: list[str] = []
+    out = io.StringIO()
+    stdin = io.StringIO(f"{JM_DATE}\n那东莞呢？\n/new\n那东莞呢？\n")
+    code = run_chat(engine, answer_mode="extractive", k=5, mode="hybrid", max_turns=10,
+                    show=lambda q, a, batch: shown.append(a.answer), stdin=stdin, out=out)
+    assert code == 0
+    assert engine.asked == [JM_DATE, "东莞市文明行为促进条例什么时候施行？", "那东莞呢？"]  # /new forgets
+    assert "按此理解 / understood as：东莞市文明行为促进条例什么时候施行？" in out.getvalue()
+    assert len(shown) == 3

@@ -77,3 +77,22 @@ def test_thread_follow_up_and_feedback_buttons(browser: Browser, server: LiveSer
     down = mine[second["answer_id"]]
     assert (down["rating"], down["correct_answer"], down["question"], down["resolved_question"]) == (
         "down", "礼乐街道英南村党总支", FOLLOW_UP, RESOLVED)
+
+
+def test_the_report_page_shows_the_question_log_to_the_operator(browser: Browser, server: LiveServer) -> None:  # noqa: F811
+    with server.client() as c:
+        refused = c.post("/v1/ask", json={"question": "佛山市2019年有多少名网格员？"}).json()
+    assert refused["refused"], refused
+    with watched_page(browser, server.url) as (page, problems):
+        page.goto(f"{server.url}/report")
+        page.locator("#report-token").fill("wrong-token")
+        page.locator("#report-button").click()
+        expect(page.locator("#report-error")).to_contain_text("令牌")
+        page.locator("#report-token").fill(ADMIN_TOKEN)
+        page.locator("#report-button").click()
+        report = page.locator("#report")
+        expect(report).to_be_visible()
+        expect(report.locator("caption")).to_have_count(5)
+        expect(report).to_contain_text("佛山市")  # refused: a gap by place
+        expect(report).to_contain_text("最常问的问题")
+        assert not problems, problems

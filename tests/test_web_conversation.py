@@ -95,4 +95,5 @@ def test_the_report_page_shows_the_question_log_to_the_operator(browser: Browser
         expect(report.locator("caption")).to_have_count(5)
         expect(report).to_contain_text("佛山市")  # refused: a gap by place
         expect(report).to_contain_text("最常问的问题")
-        assert not problems, problems
+        # the wrong token's 401 is the only resource error the browser reports
+        assert [p for p in problems if "status of 401" not in p] == [], problems

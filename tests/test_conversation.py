@@ -218,3 +218,20 @@ def test_policyqa_chat_answers_follow_ups_as_standalone_questions() -> None:
     assert engine.asked == [JM_DATE, "东莞市文明行为促进条例什么时候施行？", "那东莞呢？"]  # /new forgets
     assert "按此理解 / understood as：东莞市文明行为促进条例什么时候施行？" in out.getvalue()
     assert len(shown) == 3
+
+
+def test_generative_mode_falls_back_to_the_rules_when_the_llm_server_is_down(tmp_path: Path) -> None:
+    import socket
+
+    from service.llm.client import LLMClient, LLMConfig
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine = RecordingEngine()
+    engine.llm = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", timeout_s=3))  # type: ignore[assignment]
+    client = _app(tmp_path, engine)
+    history = [{"question": JM_DATE, "answer": "本条例自2021年5月1日起施行。", "resolved_question": JM_DATE}]
+    r = client.post("/v1/ask", json={"question": "那东莞呢？", "history": history, "answer_mode": "generative"}).json()
+    assert r["resolved_question"] == "东莞市文明行为促进条例什么时候施行？"
+    assert r["conversation"]["method"] == "rules" and r["conversation"]["fallback_reason"] == "llm_unavailable"

@@ -235,3 +235,47 @@ def test_generative_mode_falls_back_to_the_rules_when_the_llm_server_is_down(tmp
     r = client.post("/v1/ask", json={"question": "那东莞呢？", "history": history, "answer_mode": "generative"}).json()
     assert r["resolved_question"] == "东莞市文明行为促进条例什么时候施行？"
     assert r["conversation"]["method"] == "rules" and r["conversation"]["fallback_reason"] == "llm_unavailable"
+
+
+def test_the_follow_up_sets_seed_answers_are_verbatim_in_their_documents(seed_corpus: Any) -> None:
+    from eval.conversations import load_conversations
+
+    _, conversations = load_conversations("followups-dev")
+    checked = 0
+    for c in conversations:
+        for t in c.turns:
+            for doc_id in t.gold.gold_docs:
+                text = seed_corpus.cleaned[doc_id].text
+                assert any(a in text for a in t.gold.answers), (t.gold.id, doc_id, t.gold.answers)
+                checked += 1
+    assert checked >= 25
+
+
+
+def test_the_follow_up_sets_regulation_answers_are_in_the_regulations() -> None:
+    """Checked against the .docx regulations of ../shared (python-docx); the .doc ones need antiword to read."""
+    import re
+
+    import docx
+    from conftest import REPO
+
+    from eval.sets import SETS_DIR
+
+    raw = REPO.parent / "shared" / "corpora" / "regulations" / "raw"
+    if not raw.is_dir():
+        pytest.skip(f"the regulations corpus is not at {raw}")
+    texts: dict[str, str] = {}
+    for path in raw.glob("*.docx"):
+        try:
+            body = "\n".join(p.text for p in docx.Document(str(path)).paragraphs)
+        except Exception:  # a few packages python-docx refuses (see the corpus README)
+            continue
+        texts[path.stem.split("_", 3)[-1]] = re.sub(r"\s+", "", body)
+    checked = 0
+    for line in (SETS_DIR / "followups-dev.jsonl").read_text(encoding="utf-8").splitlines():
+        for t in json.loads(line)["turns"]:
+            for title in t.get("gold_titles", []):
+                if title in texts:
+                    assert any(a in texts[title] for a in t["answers"]), (title, t["answers"])
+                    checked += 1
+    assert checked >= 10, checked

@@ -88,16 +88,21 @@ def prepare_external(set_name: str, settings: Settings) -> tuple[Settings, tuple
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from eval.conversations import is_conversation_set
     from eval.report import summary_table, write_report
     from eval.runner import index_fingerprint, run_set
     from eval.scoring import load_rows, score_dir
     from eval.sets import load_set
     from service.cli import CliError
 
+    if is_conversation_set(args.set):
+        return cmd_run_conversations(args, settings)
     try:
         name, questions = load_set(args.set, args.limit)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
+    if not questions:
+        raise CliError(f"set {name!r} has no questions / 评测集“{name}”中没有问题")
     modes = list(MODES) if args.mode == "all" else [args.mode]
     answer_modes = list(ANSWER_MODES) if args.answer_mode == "all" else [args.answer_mode]
     t_start = time.perf_counter()
@@ -130,6 +135,100 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     write_report(run_dir, metrics, load_rows(run_dir / "run.jsonl"))
     print(summary_table(metrics))
     print(f"\nrun: {run_dir}")
+    return 0
+
+
+def cmd_run_conversations(args: argparse.Namespace, settings: Settings) -> int:
+    """A conversation set: every follow-up turn answered as resolved from the turns before, and its gold
+    standalone question answered alone (modes <mode>+followup and <mode>+standalone)."""
+    from eval.conversations import load_conversations, run_conversations
+    from eval.report import summary_table, write_report
+    from eval.runner import index_fingerprint
+    from eval.scoring import load_rows, score_dir
+
+    name, conversations = load_conversations(args.set, args.limit)
+    mode = "hybrid" if args.mode == "all" else args.mode
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = Path(args.out) if args.out else RUNS_DIR / name / stamp
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    engine, _ = _engine_for(name, settings, quiet=args.quiet)
+    meta: dict[str, Any] = {"set": name, "kind": "conversations", "modes": [f"{mode}+followup", f"{mode}+standalone"],
+                            "answer_modes": ["extractive"], "conversations": len(conversations),
+                            "questions": sum(len(c.turns) - 1 for c in conversations), "limit": args.limit,
+                            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "command": "policyqa eval run " + " ".join(shlex.quote(a) for a in args.argv_tail),
+                            "index": index_fingerprint(engine.index.manifest)}
+    meta["resolution"] = run_conversations(engine, conversations, mode, run_dir / "run.jsonl",
+                                           progress=not args.quiet)
+    meta["timings_s"] = {"total": round(time.perf_counter() - t0, 2)}
+    (run_dir / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    metrics = score_dir(run_dir)
+    write_report(run_dir, metrics, load_rows(run_dir / "run.jsonl"))
+    print(summary_table(metrics))
+    res = meta["resolution"]
+    print(f"\nresolved questions: {res['resolution_accuracy']} of {res['followups']} follow-up turns "
+          "(exact or equivalent)")
+    print(f"run: {run_dir}")
+    return 0
+
+
+def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
+    """Resolution accuracy of a conversation set, by rule; no index, no model."""
+    from eval.conversations import (
+        is_conversation_set,
+        load_conversations,
+        resolution_rows,
+        resolution_summary,
+    )
+    from service.cli import CliError
+
+    if not is_conversation_set(args.set):
+        raise CliError(f"{args.set!r} is not a conversation set (rows with `turns`) / 不是多轮对话评测集")
+    name, conversations = load_conversations(args.set, args.limit)
+    rows = resolution_rows(conversations)
+    summary = resolution_summary(rows)
+    if args.json:
+        print(json.dumps({"set": name, **summary, "rows": rows}, ensure_ascii=False, indent=2))
+        return 0
+    print(f"set {name}: {len(conversations)} conversations, {summary['followups']} follow-up turns")
+    print(f"resolved-question accuracy: {summary['accuracy']} (exact {summary['accuracy_exact']}, "
+          f"+{summary['equivalent']} equivalent)")
+    for tag, v in summary["by_tag"].items():
+        print(f"  {tag:<18} n={v['n']:<3} {v['accuracy']}")
+    misses = [r for r in rows if r["match"] == "miss"]
+    if misses:
+        print("\nmisses (asked | resolved | gold):")
+        for r in misses:
+            print(f"  {r['id']}  {r['asked']} | {r['resolved']} | {r['gold']}")
+    return 0
+
+
+def cmd_feedback_export(args: argparse.Namespace, settings: Settings) -> int:
+    from eval.feedbackset import ExportError, export_rows, set_path, write_set
+    from service.cli import CliError
+    from service.logbook import Logbook
+
+    book = Logbook(settings.logbook_path, enabled=settings.question_log, retention_days=settings.question_log_days)
+    if not settings.logbook_path.exists():
+        raise CliError(f"no feedback yet: {settings.logbook_path} does not exist / 还没有任何反馈")
+    export = export_rows(book.feedback(args.rating, args.since, args.until))
+    if not export.rows:
+        raise CliError("no feedback to export / 没有可导出的反馈")
+    try:
+        path = set_path(args.set, Path(args.out) if args.out else None)
+        write_set(export, path, force=args.force)
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+    kinds: dict[str, int] = {}
+    for r in export.rows:
+        key = "corrected" if "corrected" in r["tags"] else "must_not_answer" if "must_not_answer" in r["tags"] else (
+            "up_refusal" if "refusal" in r["tags"] else "up")
+        kinds[key] = kinds.get(key, 0) + 1
+    print(f"wrote {len(export.rows)} questions to {path} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; "
+          f"{export.duplicates} older ratings of the same questions, {export.skipped} 👎 on refusals without a "
+          "correction left out)")
+    print(f"run it: policyqa eval run --set {args.set if not args.out else path}")
     return 0
 
 
@@ -200,6 +299,12 @@ def register(subparsers: Any) -> None:
     s.add_argument("--out", default=None, help="run folder (default eval/runs/<set>/<timestamp>)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(handler=_with_tail(cmd_run))
+    s = ev.add_parser("followups", help="a conversation set's resolved-question accuracy (rules only: no index, "
+                                        "no model)")
+    s.add_argument("--set", default="followups-dev", help="conversation set (default followups-dev)")
+    s.add_argument("--limit", type=int, default=None, help="first N conversations only")
+    s.add_argument("--json", action="store_true", help="every turn as JSON")
+    s.set_defaults(handler=cmd_followups)
     s = ev.add_parser("reader", help="the reader alone on an external set's gold passages (EM / F1)")
     s.add_argument("--set", default="cmrc2018_dev", help="external set with gold passages (default cmrc2018_dev)")
     s.add_argument("--limit", type=int, default=None, help="first N questions only")
@@ -216,6 +321,17 @@ def register(subparsers: Any) -> None:
     s.add_argument("run_dir", help="the run folder whose figures become the baseline")
     s.add_argument("--baseline", default=None, help="baseline file (default eval/baselines/<set>.json)")
     s.set_defaults(handler=cmd_baseline)
+    fb = subparsers.add_parser("feedback", help="answers rated in production").add_subparsers(
+        dest="feedback_command", required=True)
+    s = fb.add_parser("export", help="write the rated questions as an eval set (👍 answer or the correction as "
+                                     "gold, 👎 without one as must-not-answer)")
+    s.add_argument("--set", required=True, help="set name: written to eval/sets/<name>.jsonl")
+    s.add_argument("--out", default=None, help="write here instead")
+    s.add_argument("--rating", choices=("up", "down"), default=None, help="only this rating")
+    s.add_argument("--since", default=None, help="rated on or after this ISO date")
+    s.add_argument("--until", default=None, help="rated on or before this ISO date")
+    s.add_argument("--force", action="store_true", help="overwrite a set that was not exported from feedback")
+    s.set_defaults(handler=cmd_feedback_export)
 
 
 def _with_tail(fn: Any) -> Any:

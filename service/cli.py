@@ -433,6 +433,33 @@ def _show_answer(q: str, a: Any, batch: bool) -> None:
             print(f"  - 《{p.title}》 {p.text[:80]}…")
 
 
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from service.chat import run_chat
+
+    engine = _engine(settings)
+    engine.ensure_index(TqdmProgress())
+    return run_chat(engine, answer_mode=args.answer_mode or settings.answer_mode, k=args.k, mode=args.mode,
+                    max_turns=settings.max_history_turns, show=_show_answer)
+
+
+def cmd_report_questions(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from service.logbook import Logbook
+    from service.questionreport import build_report, render_text
+
+    if not settings.logbook_path.exists():
+        raise CliError(f"no question log yet: {settings.logbook_path} does not exist / 还没有问题日志")
+    book = Logbook(settings.logbook_path, enabled=True, retention_days=settings.question_log_days)
+    since = (datetime.now(UTC) - timedelta(days=args.days)).isoformat(timespec="milliseconds")
+    report = build_report(book.questions(since), book.feedback(since=since), args.top)
+    if args.json:
+        _print_json({"days": args.days, **report.to_dict()})
+    else:
+        print(render_text(report))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.server import serve
 
@@ -519,6 +546,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "verified) or auto (generative for why/how/which-ones questions); default: "
                         "POLICYQA_ANSWER_MODE, extractive")
     s.set_defaults(handler=cmd_ask)
+
+    s = sub.add_parser("chat", help="a conversation at the terminal: follow-up questions (那东莞呢？) are answered "
+                                    "as standalone ones; /new starts over, /quit ends")
+    s.add_argument("--k", type=int, default=5, help="passages retrieved (default: %(default)s)")
+    s.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval: hybrid, dense or sparse")
+    s.add_argument("--answer-mode", choices=("extractive", "generative", "auto"), default=None,
+                   help="as for ask; generative also lets the LLM make follow-ups standalone")
+    s.set_defaults(handler=cmd_chat)
+
+    report = sub.add_parser("report", help="reports on what the service was asked").add_subparsers(
+        dest="report_command", required=True)
+    s = report.add_parser("questions", help="the question log: most frequent questions, refusals by reason and by "
+                                            "place or topic (the documents to add), 👎 answers")
+    s.add_argument("--days", type=int, default=30, help="the last N days (default: %(default)s)")
+    s.add_argument("--top", type=int, default=20, help="rows per list (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="the report as JSON")
+    s.set_defaults(handler=cmd_report_questions)
 
     s = sub.add_parser("serve", help="run the HTTP service (the port opens at once; a first start builds the "
                                      "index in the background, /readyz shows its progress)")

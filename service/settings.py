@@ -21,7 +21,7 @@ from service.llm.client import LLMConfig
 
 # where each folder goes inside the data directory when it is not set on its own
 DATA_LAYOUT = {"corpus_dir": "documents", "index_dir": "index", "model_dir": "models/multilingual-e5-small",
-               "reader_dir": "models/reader"}
+               "reader_dir": "models/reader", "logbook_path": "logbook.sqlite3"}
 
 
 def default_data_dir() -> Path:
@@ -114,6 +114,16 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(50_000_000, ge=1,
                                 description="Largest accepted uploaded PDF, Word file or web page, before extraction")
     log_level: str = Field("info", description="Log level")
+    max_history_turns: int = Field(10, ge=0, le=100,
+                                   description="Most earlier turns a follow-up question may send (`history`)")
+    logbook_path: Path = Field(default_factory=lambda: _in_data_dir("logbook_path"),
+                               description="SQLite file of the question log and the feedback; default "
+                                           "<data_dir>/logbook.sqlite3")
+    question_log: bool = Field(True, description="Log every question asked (time, question, answer or refusal "
+                                                 "reason, latency; never an IP address or token); false = off, "
+                                                 "and feedback can then not be given")
+    question_log_days: int = Field(90, ge=1, le=36500,
+                                   description="Days a logged question is kept (feedback is kept until deleted)")
 
     @model_validator(mode="before")
     @classmethod

@@ -388,8 +388,10 @@ def test_ask_streams_without_an_llm(client: httpx.Client) -> None:
     final = events[-1][1]
     assert events[1][1]["text"] == final["answer"] and "190" in final["answer"]
     plain = client.post("/v1/ask", json={"question": q}).json()
-    assert {k: v for k, v in final.items() if k != "timings_ms"} == {k: v for k, v in plain.items()
-                                                                     if k != "timings_ms"}
+    differ = ("timings_ms", "answer_id")  # each answer has its own id (POST /v1/feedback)
+    assert {k: v for k, v in final.items() if k not in differ} == {k: v for k, v in plain.items()
+                                                                   if k not in differ}
+    assert final["answer_id"] != plain["answer_id"]
     gen = client.post("/v1/ask", json={"question": q, "answer_mode": "generative"}).json()
     assert gen["answer_mode_used"] == "extractive" and gen["fallback_reason"] == "llm_not_configured"
     assert gen["answer"] == plain["answer"]

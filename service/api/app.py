@@ -30,10 +30,11 @@ from fastapi.staticfiles import StaticFiles
 from service.api.errors import ErrorResponse, install_error_handlers
 from service.api.metrics import AppMetrics
 from service.api.middleware import Observability, request_body_limit
-from service.api.routers import documents, index, ops, questions
+from service.api.routers import documents, feedback, index, ops, questions
 from service.api.state import AppContext, AutoRebuild, IndexWatcher, stop
 from service.documents_api import DocumentStore
 from service.jobs import JobRunner, env_settings
+from service.logbook import Logbook
 from service.logs import configure_logging
 from service.settings import Settings
 
@@ -55,7 +56,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             if settings.auto_rebuild else None)
     ctx = AppContext(settings=settings, engine=engine,
                      store=DocumentStore(settings.corpus_dir, settings.index_dir / "corpus.lock"),
-                     jobs=jobs, watcher=IndexWatcher(engine, jobs, metrics), auto=auto, metrics=metrics)
+                     jobs=jobs, watcher=IndexWatcher(engine, jobs, metrics), auto=auto, metrics=metrics,
+                     logbook=Logbook(settings.logbook_path, enabled=settings.question_log,
+                                     retention_days=settings.question_log_days))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +87,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(questions.router(settings))
     app.include_router(documents.router(settings))
     app.include_router(index.router(settings))
+    app.include_router(feedback.router(settings))
     app.include_router(ops.router())
     if ops.STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")

@@ -57,6 +57,11 @@ class AppMetrics:
                                  "extractive one, by reason", ("reason",), registry=self.registry)
         self.statements = Counter("policyqa_llm_statements", "LLM statements kept or dropped (reason: why dropped)",
                                   ("result", "reason"), registry=self.registry)
+        self.feedback = Counter("policyqa_feedback", "Ratings given to answers (POST /v1/feedback)", ("rating",),
+                                registry=self.registry)
+        self.followups = Counter("policyqa_followups", "Questions asked with a history, by how they were made "
+                                 "standalone: standalone (left as asked), rules, llm", ("method",),
+                                 registry=self.registry)
         # gauges: with several workers each live worker reports the index it has loaded
         self.generation = Gauge("policyqa_index_generation_info", "The loaded index generation (value 1)",
                                 ("generation",), registry=self.registry, multiprocess_mode="liveall")

@@ -107,6 +107,13 @@ class AskResult(_Open):
         None, description="which regulations the answer could come from: `places` named (or the default place, "
                           "`default_place`), `versions` (which version answered), `differs_by_place` (no place named "
                           "and the places' texts differ: the places shown), `refusal`; null when nothing was left out")
+    resolved_question: str | None = Field(
+        None, description="the standalone question answered: `question` itself, or a follow-up made standalone "
+                          "from `history` (那东莞呢？ → 东莞市文明行为促进条例什么时候施行？)")
+    answer_id: str | None = Field(None, description="rate this answer with POST /v1/feedback")
+    conversation: dict[str, Any] | None = Field(
+        None, description="how the follow-up was made standalone: method (first | standalone | rules | llm), "
+                          "what was carried over, the LLM's fallback reason")
 
 
 class OriginalFile(BaseModel):
@@ -256,3 +263,43 @@ class NewDocument(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobStatus] = Field(description="the most recent rebuild jobs, newest first")
     rebuild_pending: bool = Field(description="documents changed and an automatic rebuild is due (this worker)")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                           description="the `answer_id` of an answer from /v1/ask")
+    rating: Literal["up", "down"] = Field(description="up 👍 or down 👎")
+    correct_answer: str | None = Field(None, max_length=2000, description="正确答案是…: the right answer (with 👎)")
+    comment: str | None = Field(None, max_length=2000, description="anything else")
+
+
+class FeedbackStored(BaseModel):
+    feedback_id: int
+    answer_id: str
+    rating: Literal["up", "down"]
+    created_at: str
+
+
+class FeedbackItem(BaseModel):
+    feedback_id: int
+    answer_id: str
+    created_at: str
+    rating: Literal["up", "down"]
+    correct_answer: str | None
+    comment: str | None
+    asked_at: str
+    question: str
+    resolved_question: str
+    answer: str
+    short_answer: str | None
+    citations: list[dict[str, Any]]
+    refused: bool
+    reason: str | None
+    generation: str | None
+    answer_mode: str | None
+
+
+class FeedbackList(BaseModel):
+    feedback: list[FeedbackItem]

@@ -26,6 +26,7 @@ from service.api.errors import ApiError
 from service.api.metrics import AppMetrics
 from service.documents_api import DocumentStore
 from service.jobs import Job, JobRunner
+from service.logbook import Logbook
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -228,6 +229,7 @@ class AppContext:
     watcher: IndexWatcher
     auto: AutoRebuild | None
     metrics: AppMetrics = field(default_factory=AppMetrics)
+    logbook: Logbook | None = None  # the question log and feedback (service/logbook.py)
 
     def start_job(self) -> tuple[Job, bool]:
         job, started = self.jobs.start()

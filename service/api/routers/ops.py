@@ -51,4 +51,9 @@ def router() -> APIRouter:
         def home() -> FileResponse:
             return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
+        @api.get("/report", include_in_schema=False)
+        def report_page() -> FileResponse:
+            """The question report for operators (the data comes from the admin-only /v1/report/questions)."""
+            return FileResponse(STATIC_DIR / "report.html", media_type="text/html; charset=utf-8")
+
     return api

@@ -237,12 +237,13 @@
         ? await api("/v1/ask", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ question: text, k: 5, answer_mode: mode }),
+          body: JSON.stringify(withHistory({ question: text, k: 5, answer_mode: mode })),
         })
         : await askStreaming(text, mode);
       current = data;
       if (data.refused) renderRefusal(data);
       else renderAnswer(data);
+      answered(data, text);
     } catch (err) {
       showError(errorBox, err);
       if (err instanceof ApiError && err.code === "not_ready") watchReadiness();
@@ -263,7 +264,7 @@
       response = await fetch("/v1/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-        body: JSON.stringify({ question: text, k: 5, answer_mode: mode, stream: true }),
+        body: JSON.stringify(withHistory({ question: text, k: 5, answer_mode: mode, stream: true })),
       });
     } catch {
       throw new ApiError(NETWORK_ERROR);
@@ -309,6 +310,12 @@
     if (!final) throw new ApiError("回答中断，请重试");
     return final;
   }
+
+  // the conversation (conversation.js): earlier turns go with each question, each answer joins the thread
+  const withHistory = (body) => (window.policyqaConversation ? window.policyqaConversation.withHistory(body) : body);
+  const answered = (data, text) => {
+    if (window.policyqaConversation) window.policyqaConversation.answered(data, text, data.refused ? refusalCard : answerCard);
+  };
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -397,7 +397,9 @@ REG = {  # real regulations (../shared/corpora/regulations/raw): file, what its 
 
 
 def _regulation(name: str) -> bytes:
-    from corpus.formats.measure_word import RAW
+    from eval.rawfiles import shared_dir
+
+    RAW = shared_dir() / "corpora" / "regulations" / "raw"
 
     path = RAW / name
     if not path.is_file():

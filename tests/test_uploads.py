@@ -144,7 +144,9 @@ def test_a_scanned_pdf_is_refused_and_nothing_is_stored(live: LiveServer) -> Non
 
 
 def test_a_word_97_2003_file_named_docx_is_read_cited_and_served_as_msword(live: LiveServer) -> None:
-    from corpus.formats.measure_word import RAW
+    from eval.rawfiles import shared_dir
+
+    RAW = shared_dir() / "corpora" / "regulations" / "raw"
 
     path = RAW / "江苏省__2019_盐城市文明行为促进条例.docx"  # a Word 97-2003 (OLE2) file named .docx
     if not path.is_file():

@@ -1,7 +1,7 @@
 """Word files as people have them, through the product path: every file of a folder (by default the 249 real
 local regulations of ../shared/corpora/regulations/raw) read by content with extract() and prepare_from_file().
 
-    python -m corpus.formats.measure_word [FOLDER] [--compare] [--extra-site DIR]
+    python -m bench.measure_word [FOLDER] [--compare] [--extra-site DIR]
 
 Prints the machine, then per (extension, what the bytes are): files, accepted, read as, and the refusals;
 then the seconds and files/s for the whole folder. `--compare` measures the Word 97–2003 reader
@@ -22,7 +22,6 @@ import argparse
 import collections
 import contextlib
 import io
-import os
 import re
 import shutil
 import statistics
@@ -36,10 +35,9 @@ from pathlib import Path
 from corpus.documents import DocumentError
 from corpus.formats.measure import recovered
 from corpus.formats.sniff import content_kind
+from eval.rawfiles import shared_dir
 
-# ../shared beside the clone (as CI lays it); POLICYQA_SHARED_DIR names another place (a git worktree elsewhere)
-SHARED = Path(os.environ.get("POLICYQA_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared")
-RAW = SHARED / "corpora" / "regulations" / "raw"
+RAW = shared_dir() / "corpora" / "regulations" / "raw"  # ../shared beside the clone, or POLICYQA_SHARED_DIR
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
@@ -229,7 +227,7 @@ def _compare(folder: Path, kinds: tuple[str, ...], found: dict[str, Batch | None
 def main(argv: list[str] | None = None) -> None:
     from bench.machine import cpu_info, describe
 
-    ap = argparse.ArgumentParser(prog="python -m corpus.formats.measure_word", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.measure_word", description=__doc__.splitlines()[0])
     ap.add_argument("folder", nargs="?", type=Path, default=RAW, help=f"the files (default: {RAW})")
     ap.add_argument("--compare", action="store_true", help="the .doc reader against the other extractors")
     ap.add_argument("--extra-site", action="append", default=[], help="a site-packages folder to import "

@@ -152,3 +152,13 @@ def test_fine_for_the_named_behaviour_and_party() -> None:
     assert unit is not None and unit.short == "一千元以上五千元以下"
     # 随地吐痰 is a rule here without a fine: no fine from another clause
     assert find_fine("随地吐痰罚多少钱？", doc, ["随地吐痰"]) is None
+
+
+def test_the_regulation_the_question_names_among_a_places_two() -> None:
+    corpus = _index(
+        _doc("dg-civil", "东莞市文明行为促进条例", doc_type="regulation", version_date="2022-12-01"),
+        _doc("dg-eco", "东莞市生态文明建设促进与保障条例", doc_type="regulation", version_date="2018-08-30"))
+    named = decide("东莞市文明行为促进条例什么时候施行？", corpus)
+    assert named.denied == frozenset({"dg-eco"})
+    both = decide("东莞遛狗不牵绳罚多少钱？", corpus)
+    assert both.denied == frozenset()

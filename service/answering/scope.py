@@ -211,7 +211,7 @@ def decide(question: str, index: LoadedIndex, default_place: str | None = None) 
         if d is not None and view.of_place(d):
             named, default = [d], True
     if named:
-        docs = [r for d in named for r in _regulations_in_force_at(view, d)]
+        docs = _named_regulations([r for d in named for r in _regulations_in_force_at(view, d)], question)
         if not docs:
             if not _ASKS_REGULATION.search(question):
                 return Scope(denied=everyone)  # another city's regulation says nothing about this place
@@ -233,6 +233,27 @@ def decide(question: str, index: LoadedIndex, default_place: str | None = None) 
                      versions=tuple(notes))
     # no place: older versions never answer unless asked for
     return Scope(denied=frozenset(view.superseded_by))
+
+
+def _common_run(a: str, b: str) -> int:
+    """Length of the longest run of characters `a` and `b` share."""
+    best = 0
+    for i in range(len(a)):
+        for j in range(i + best + 1, len(a) + 1):
+            if a[i:j] not in b:
+                break
+            best = j - i
+    return best
+
+
+def _named_regulations(docs: list[Regulation], question: str) -> list[Regulation]:
+    """Of a place's regulations, the ones the question names (东莞's 文明行为促进条例, not its 生态文明建设促进与保障
+    条例); all of them when it names none (东莞遛狗不牵绳罚多少钱)."""
+    if len({r.name for r in docs}) < 2:
+        return docs
+    named = {r.name: _common_run(re.sub(r"(?:若干规定|条例|规定|办法)$", "", r.name), question) for r in docs}
+    best = max(named.values())
+    return [r for r in docs if named[r.name] == best] if best >= 3 else docs
 
 
 def _regulations_in_force_at(view: RegulationView, division: Division) -> list[Regulation]:

@@ -85,7 +85,7 @@ class LayoutSpaces:
     boundaries between Chinese characters, a PDF text layer spaces most of them ("1860 万元", "〔 2026 〕 9 号")."""
 
     around_numbers: bool  # Chinese text or punctuation ↔ digits, and Chinese punctuation ↔ Chinese text
-    between_ideographs: bool
+    between_ideographs: bool  # letter-spaced text: every boundary of Chinese text, punctuation and numbers
 
     @staticmethod
     def measure(text: str) -> LayoutSpaces:
@@ -118,10 +118,11 @@ class LayoutSpaces:
 
     def drops(self, left: str, right: str) -> bool:
         """Whether a space between these two characters is layout."""
-        if self.around_numbers and (_number_boundary(left, right) or (
-                (is_cjk_punct(left) and _wide(right)) or (_wide(left) and is_cjk_punct(right)))):
+        punct = (is_cjk_punct(left) and _wide(right)) or (_wide(left) and is_cjk_punct(right))
+        if self.around_numbers and (_number_boundary(left, right) or punct):
             return True
-        return self.between_ideographs and is_ideograph(left) and is_ideograph(right)
+        # letter-spaced text spaces every Chinese character, punctuation mark and number alike
+        return self.between_ideographs and (_wide(left) and _wide(right) or _number_boundary(left, right))
 
 
 NO_LAYOUT_SPACES = LayoutSpaces(False, False)

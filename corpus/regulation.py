@@ -4,7 +4,7 @@ Word styles are not trusted (an extractor may give `#` heading lines or plain pa
 when it is a short `第X章 名称` line, an article start when it begins `第X条` followed by a space or the article's
 text and its number continues the sequence (so "第三十条规定的……" at a paragraph start, a cross-reference, is
 not one). A document is a regulation only when at least MIN_ARTICLES articles 第一条, 第二条, … start lines in
-order. Division lines before the first article's own heading chain (the 目录, table of contents) are dropped.
+order (from 第二条 or 第三条 when the first labels were lost: Word numbering an extractor did not render). Division lines before the first article's own heading chain (the 目录, table of contents) are dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 MIN_ARTICLES = 3
 MAX_ARTICLE_GAP = 3  # an extraction may lose an article or two; a larger jump is a reference, not the next article
 MAX_DIVISION_CHARS = 40
+MAX_UNLABELLED_LINES = 12  # paragraphs of first articles whose labels were lost, looked through for their chapter
 
 _NUM = r"[零〇一二两三四五六七八九十百千\d]+"
 _ARTICLE_START = re.compile(rf"^第({_NUM})条(?:之({_NUM}))?")
@@ -112,7 +113,7 @@ def division(line: str) -> Division | None:
     m = _DIVISION.match(text)
     if m is None or cn_int(m.group(1)) is None:
         return None
-    name = _TOC_FILLER.sub("", m.group(3) or "").strip() if m.group(3) else ""
+    name = re.sub(r"\s+", "", _TOC_FILLER.sub("", m.group(3) or "")) if m.group(3) else ""  # "总　则" → 总则
     head = f"第{m.group(1)}{m.group(2)}"
     return Division(m.group(2), f"{head} {name}" if name else head)
 
@@ -143,7 +144,8 @@ def _article_starts(lines: Sequence[str]) -> dict[int, ArticleStart]:
         if a is None:
             continue
         key = (a.number, a.sub or 0)
-        if (not starts and a.number == 1 and not a.sub) or (
+        # the first label may be lost (Word numbering the extractor did not render): 第二条 can open the sequence
+        if (not starts and a.number <= MAX_ARTICLE_GAP and not a.sub) or (
                 starts and key > last and a.number - last[0] <= MAX_ARTICLE_GAP):
             starts[i] = a
             last = key
@@ -160,6 +162,10 @@ def find_structure(lines: Sequence[str]) -> Structure | None:
     if len(starts) < MIN_ARTICLES:
         return None
     chain = min(starts)  # the first article's heading chain (第一编, 第一章, 第一节: one of each rank) starts here
+    if starts[chain].number > 1:  # the unlabelled first articles lie between it and its chapter
+        back = next((j for j in range(chain - 1, max(-1, chain - 1 - MAX_UNLABELLED_LINES), -1)
+                     if division(lines[j]) is not None), None)
+        chain = back + 1 if back is not None else chain
     rank = len(_DIVISION_RANK)
     while chain > 0 and (d := division(lines[chain - 1])) is not None and _DIVISION_RANK[d.kind] < rank:
         rank = _DIVISION_RANK[d.kind]

@@ -152,9 +152,22 @@ def test_chunks_follow_articles() -> None:
     assert article_range("第三条", "第五条") == "第三条至第五条"
 
 
+def test_lost_first_label() -> None:
+    """Word numbering an extractor did not render can lose 第一条's label: its paragraph stays under 第一章."""
+    lines = ["广州市文明行为促进条例", "第一章　总　则", "为了培育和践行社会主义核心价值观，制定本条例。",
+             "第二条　本条例适用于本市。", "第三条　文明行为促进工作坚持党委领导。", "第四条　市人民政府负责。"]
+    structure = find_structure(lines)
+    assert structure is not None
+    roles = structure.roles
+    assert roles[0] is None and roles[1] is not None and roles[1].path == ("第一章 总则",)
+    assert roles[2] is not None and roles[2].path == ("第一章 总则",) and roles[2].article == ""
+    assert roles[3] is not None and roles[3].path == ("第一章 总则", "第二条")
+
+
 def test_no_structure_without_articles_in_order() -> None:
     assert find_structure(["第一条 为了。", "第二条 本市。"]) is None  # too few
-    assert find_structure(["第三条 甲。", "第五条 乙。", "第九条 丙。"]) is None  # not from 第一条
+    assert find_structure(["第四条 甲。", "第五条 乙。", "第六条 丙。"]) is None  # not from the first articles
+    assert find_structure(["第一条 甲。", "第五条 乙。", "第九条 丙。"]) is None  # references, not the next articles
     news = "\n江门推进文明城市建设\n\n第一条经验是党建引领。\n\n依照本条例第三十条规定，市民可以举报。\n"
     clean = clean_document(_doc(news, "江门推进文明城市建设"))
     assert all(not b.article for b in clean.blocks)

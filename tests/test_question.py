@@ -301,6 +301,8 @@ def test_a_citation_names_its_article() -> None:
     assert one.text[c.start - 500:c.end - 500] == c.quote
     assert answer_text((c,), conflict=False) == (
         "据《江门市文明行为促进条例》（2024年9月10日）第五十条，文明行为促进工作责任单位应当积极履行职责。[1]")
+    label = citations_for([candidate(one, "第五十条", sentence="第五十条 文明行为促进工作责任单位应当积极履行职责。")])[0]
+    assert label.quote.startswith("第五十条 ") and label.start == 500  # the answer is the label itself: kept
     second = citations_for([candidate(one, "有权进行监督", sentence="不履行职责的，公民有权进行监督。")])[0]
     assert second.article == "第五十条" and second.quote == "不履行职责的，公民有权进行监督。"
     # a chunk of two short articles: each quote names its own

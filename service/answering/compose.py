@@ -143,14 +143,17 @@ def passage_article(section: tuple[str, ...], passage_text: str, passage_start: 
     return article_at(section, passage_text, offset - passage_start)
 
 
-def without_article_label(quote: str, start: int, article: str) -> tuple[str, int]:
-    """A quote that opens with its article's label ("第五十条 文明行为……") without it: the answer names the article."""
+def without_article_label(quote: str, start: int, article: str, keep_from: int | None = None) -> tuple[str, int]:
+    """A quote that opens with its article's label ("第五十条 文明行为……") without it: the answer names the article.
+    The label stays when the answer span starts inside it (keep_from: the span's start; "哪一条规定了……")."""
     if not article or not quote.startswith(article):
         return quote, start
     cut = len(article)
     while cut < len(quote) and quote[cut].isspace():
         cut += 1
-    return (quote[cut:], start + cut) if cut < len(quote) else (quote, start)
+    if cut >= len(quote) or (keep_from is not None and keep_from < start + cut):
+        return quote, start
+    return quote[cut:], start + cut
 
 
 def citations_for(chosen: list[Candidate], index: LoadedIndex | None = None) -> tuple[Citation, ...]:
@@ -161,7 +164,7 @@ def citations_for(chosen: list[Candidate], index: LoadedIndex | None = None) -> 
     for n, c in enumerate(chosen, start=1):
         p = c.passage
         article = passage_article(p.section, p.text, p.start, c.start)
-        quote, start = without_article_label(c.sentence, c.start, article)
+        quote, start = without_article_label(c.sentence, c.start, article, c.span_start)
         doc = index.documents.get(c.doc_id) if index is not None else None
         date = doc.issue_date if doc is not None else p.date
         origin = doc.origin_at(start, c.end) if doc is not None else None

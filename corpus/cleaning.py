@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from corpus.charforms import NO_LAYOUT_SPACES, LayoutSpaces, fold_ideograph, fold_text, fold_typed
 from corpus.documents import Document
-from corpus.regulation import find_structure
+from corpus.regulation import Role, find_structure
 from corpus.sentences import ends_sentence, sentence_spans
 
 # --- patterns -----------------------------------------------------------------------------------
@@ -147,6 +147,7 @@ class _Unit:
     story_head: bool = False
     path: tuple[str, ...] | None = None  # a regulation's 编/章/节/条 path, read from its text (not the stack)
     article: str = ""
+    role: Role | None = None  # what the line is in a regulation's structure (None: not in one)
 
     @property
     def text(self) -> str:
@@ -192,34 +193,43 @@ def _chrome_reason(text: str) -> str | None:
 
 
 def _split_units(raw: str, removed: list[Removed]) -> list[_Unit]:
+    """The document's non-empty lines as units, page chrome dropped. A regulation's lines from its structure on
+    carry their role (corpus/regulation.py) and are never chrome: its articles may well say 联系电话 or
+    经营许可证, which on a news page mark the footer."""
     spaces = LayoutSpaces.measure(raw)
-    units: list[_Unit] = []
+    lines: list[tuple[str, int, list[str], list[int], bool]] = []
     pos = 0
-    prev_hard_break = False
     for line in raw.split("\n"):
-        base = pos
+        lines.append((line, pos, *_normalise_line(line, pos, spaces)))
         pos += len(line) + 1
-        chars, offs, indented = _normalise_line(line, base, spaces)
+    texts = [_MD_HEADING.sub("", "".join(chars)) for _, _, chars, _, _ in lines if chars]
+    structure = find_structure(texts)
+    units: list[_Unit] = []
+    prev_hard_break = False
+    k = -1
+    for line, base, chars, offs, indented in lines:
         if not chars:
             prev_hard_break = False
             continue
+        k += 1
+        role = structure.roles[k] if structure is not None else None
         text = "".join(chars)
-        bare = _MD_HEADING.sub("", text)
-        reason = _chrome_reason(bare)
+        reason = _chrome_reason(_MD_HEADING.sub("", text)) if role is None else None
         if reason:
             removed.append(Removed(reason, offs[0], offs[-1] + 1, text))
             prev_hard_break = False
             continue
         # Markdown hard break ("  " at line end) after a full sentence: the next line belongs to the same
-        # block (a photo caption followed by its credit line).
-        if prev_hard_break and units and units[-1].md_level == 0 and not _MD_HEADING.match(text):
+        # block (a photo caption followed by its credit line). Never in a regulation: it would glue articles.
+        if (prev_hard_break and units and units[-1].md_level == 0 and not _MD_HEADING.match(text)
+                and role is None and units[-1].role is None):
             last = units[-1]
             last.chars.append(" ")
             last.offs.append(base - 1)
             last.chars.extend(chars)
             last.offs.extend(offs)
         else:
-            units.append(_Unit(chars, offs, indented))
+            units.append(_Unit(chars, offs, indented, role=role))
         stripped = line.rstrip("\r")
         prev_hard_break = stripped.endswith("  ") and ends_sentence(text)
     for u in units:
@@ -318,12 +328,10 @@ def _mark_structure(units: list[_Unit], title: str) -> None:
 
 def _apply_regulation(units: list[_Unit], removed: list[Removed]) -> list[_Unit]:
     """A regulation's lines from its first division or article on take their kind and section path from its
-    structure; its table of contents is dropped. Other documents are returned as they are."""
-    structure = find_structure([u.text for u in units])
-    if structure is None:
-        return units
+    structure (found on its lines in _split_units); its table of contents is dropped."""
     out: list[_Unit] = []
-    for u, role in zip(units, structure.roles, strict=True):
+    for u in units:
+        role = u.role
         if role is not None and role.kind == "toc":
             removed.append(Removed("table_of_contents", u.raw_start, u.raw_end, u.text))
             continue

@@ -64,13 +64,15 @@ REGULATION = f"""
 
 第三章　法律责任
 
-第五条　违反本条例第三条规定的，由城市管理部门责令改正；拒不改正的，处五十元罚款。违反本条例第四条规定的，依照有关法律处罚。
+第五条　违反本条例第三条规定的，由城市管理部门责令改正；拒不改正的，处五十元罚款，情节严重的依法吊销经营许可证。
 
 第六条　国家工作人员在文明行为促进工作中滥用职权、玩忽职守的，由有关机关依法给予处分。
 
 第四章　附则
 
 第七条　本条例自2021年5月1日起施行
+
+有关部门应当公布投诉举报联系电话。
 """
 
 
@@ -118,6 +120,9 @@ def test_structure_of_a_regulation() -> None:
     assert body["第七条 本条例自2021年5月1日起施行"] == ("第四章 附则", "第七条")
     assert body[next(t for t in body if t.startswith("（2021年3月1日"))] == ()  # the meetings line, before 第一章
     assert clean.stories[0].title == "示例市文明行为促进条例"
+    # words that mark a news page's footer are law here (chrome filtering stops at the structure)
+    assert "情节严重的依法吊销经营许可证。" in clean.text and "有关部门应当公布投诉举报联系电话。" in clean.text
+    assert not [r for r in clean.removed if r.reason != "table_of_contents"]
     # the law's own repetitions are kept (no dedup), and no paragraph is glued onto the next
     assert clean.text.count(LONG[:40]) == 10
     assert "（一）不随地吐痰\n（二）不乱扔垃圾；" in clean.text

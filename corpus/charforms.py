@@ -122,7 +122,7 @@ class LayoutSpaces:
         if self.around_numbers and (_number_boundary(left, right) or punct):
             return True
         # letter-spaced text spaces every Chinese character, punctuation mark and number alike
-        return self.between_ideographs and (_wide(left) and _wide(right) or _number_boundary(left, right))
+        return self.between_ideographs and ((_wide(left) and _wide(right)) or _number_boundary(left, right))
 
 
 NO_LAYOUT_SPACES = LayoutSpaces(False, False)

@@ -13,57 +13,60 @@ ASCII and the full-width space into a space, which Chinese text and its quotes r
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 
 _IDEOGRAPH_FORM_RANGES = ((0x2E80, 0x2EFF), (0x2F00, 0x2FDF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
-_UNIFIED_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0x20000, 0x323AF))
+_UNIFIED = "\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U000323af"
+_PUNCT = "\u3001-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65“”‘’…—"
+_IDEOGRAPH_RE = re.compile(f"[{_UNIFIED}]")
+_PUNCT_RE = re.compile(f"[{_PUNCT}]")
 _FULLWIDTH_ALNUM = ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
 _FULLWIDTH_SHIFT = 0xFEE0
 
 
-def _in(cp: int, ranges: Iterable[tuple[int, int]]) -> bool:
-    return any(a <= cp <= b for a, b in ranges)
+def _ideograph_table() -> dict[str, str]:
+    table = {}
+    for a, b in _IDEOGRAPH_FORM_RANGES:
+        for cp in range(a, b + 1):
+            target = unicodedata.normalize("NFKC", chr(cp))
+            if target != chr(cp) and len(target) == 1 and _IDEOGRAPH_RE.match(target):
+                table[chr(cp)] = target
+    return table
 
 
-@cache
-def _ideograph_fold(ch: str) -> str:
-    target = unicodedata.normalize("NFKC", ch)
-    return target if len(target) == 1 and _in(ord(target), _UNIFIED_RANGES) else ch
+IDEOGRAPH_FOLDS = _ideograph_table()  # one character for one: offsets stay exact
+TYPED_FOLDS = {**IDEOGRAPH_FOLDS, **{chr(cp): chr(cp - _FULLWIDTH_SHIFT)
+                                     for a, b in _FULLWIDTH_ALNUM for cp in range(a, b + 1)}}
+_IDEOGRAPH_TRANSLATION = str.maketrans(IDEOGRAPH_FOLDS)
+_TYPED_TRANSLATION = str.maketrans(TYPED_FOLDS)
 
 
 def fold_ideograph(ch: str) -> str:
     """The unified ideograph a radical or compatibility form stands for; any other character as it is."""
-    return _ideograph_fold(ch) if _in(ord(ch), _IDEOGRAPH_FORM_RANGES) else ch
+    return IDEOGRAPH_FOLDS.get(ch, ch)
 
 
 def fold_typed(ch: str) -> str:
     """fold_ideograph, and full-width ASCII letters and digits as ASCII."""
-    cp = ord(ch)
-    if _in(cp, _FULLWIDTH_ALNUM):
-        return chr(cp - _FULLWIDTH_SHIFT)
-    return fold_ideograph(ch)
+    return TYPED_FOLDS.get(ch, ch)
 
 
 def fold_text(text: str, verbatim: bool = False) -> str:
-    fold = fold_ideograph if verbatim else fold_typed
-    return "".join(fold(c) for c in text)
+    return text.translate(_IDEOGRAPH_TRANSLATION if verbatim else _TYPED_TRANSLATION)
 
 
 # --- layout spaces ---------------------------------------------------------------------------------------------
 
 
 def is_ideograph(ch: str) -> bool:
-    return _in(ord(ch), _UNIFIED_RANGES)
+    return bool(_IDEOGRAPH_RE.match(ch))
 
 
 def is_cjk_punct(ch: str) -> bool:
     """、。〈〉《》「」〔〕【】 and the full-width punctuation （），：；！？ (not full-width letters or digits)."""
-    cp = ord(ch)
-    return (0x3001 <= cp <= 0x303F or 0xFF01 <= cp <= 0xFF0F or 0xFF1A <= cp <= 0xFF20 or 0xFF3B <= cp <= 0xFF40
-            or 0xFF5B <= cp <= 0xFF65 or ch in "“”‘’…—")
+    return bool(_PUNCT_RE.match(ch))
 
 
 def _wide(ch: str) -> bool:
@@ -72,6 +75,13 @@ def _wide(ch: str) -> bool:
 
 def _numberish(ch: str) -> bool:
     return "0" <= ch <= "9"
+
+
+_W = f"[{_UNIFIED}{_PUNCT}]"
+_NUM_SPACED = re.compile(f"(?={_W} [0-9]|[0-9] {_W})")  # lookaheads: overlapping boundaries all count
+_NUM_TIGHT = re.compile(f"(?={_W}[0-9]|[0-9]{_W})")
+_IDEO_SPACED = re.compile(f"(?=[{_UNIFIED}] [{_UNIFIED}])")
+_IDEO_TIGHT = re.compile(f"(?=[{_UNIFIED}][{_UNIFIED}])")
 
 
 MIN_SPACED = 3  # fewer spaced boundaries than this in a whole document is style, not a text layer's habit
@@ -89,28 +99,11 @@ class LayoutSpaces:
 
     @staticmethod
     def measure(text: str) -> LayoutSpaces:
-        """Count spaced and tight boundaries in the document (whitespace runs count as one space)."""
-        chars = [fold_typed(c) for c in " ".join(text.split())]
-        num_spaced = num_tight = ideo_spaced = ideo_tight = 0
-        for i, ch in enumerate(chars):
-            if i == 0:
-                continue
-            prev = chars[i - 1]
-            if ch == " ":
-                continue
-            spaced = prev == " " and i >= 2
-            left = chars[i - 2] if spaced else prev
-            if _number_boundary(left, ch):
-                if spaced:
-                    num_spaced += 1
-                else:
-                    num_tight += 1
-            elif is_ideograph(left) and is_ideograph(ch):
-                if spaced:
-                    ideo_spaced += 1
-                else:
-                    ideo_tight += 1
-        return LayoutSpaces(_dense(num_spaced, num_tight), _dense(ideo_spaced, ideo_tight))
+        """Count spaced and tight boundaries in the document (whitespace runs and line breaks count as one space)."""
+        flat = fold_text(" ".join(text.split()))
+        numbers = _dense(len(_NUM_SPACED.findall(flat)), len(_NUM_TIGHT.findall(flat)))
+        ideographs = _dense(len(_IDEO_SPACED.findall(flat)), len(_IDEO_TIGHT.findall(flat)))
+        return LayoutSpaces(numbers, ideographs)
 
     @property
     def any(self) -> bool:

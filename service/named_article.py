@@ -2,7 +2,7 @@
 the chunks of that article, of the best-matching document, go to the top of the retrieved passages.
 
 The best-matching document is the one whose title the question names (the longest such title), else the
-highest-ranked retrieved document that has the article. Word overlap alone does not find an article by its
+highest-ranked retrieved document (among the first MAX_HITS passages) that has the article. Word overlap alone does not find an article by its
 number: its chunks share "第三十条" with nothing but themselves, and many regulations copy the same text.
 """
 
@@ -19,7 +19,7 @@ from index.fusion import FusedHit
 from index.store import LoadedIndex
 
 _NAMED = re.compile(r"第\s*([零〇一二两三四五六七八九十百千\d]+)\s*条(?!例)")
-MAX_DOCUMENTS = 20  # retrieved documents looked at for the article when the question names no title
+MAX_HITS = 10  # the retrieved passages whose documents are looked at for the article when no title is named
 
 
 def named_article(question: str) -> int | None:
@@ -63,7 +63,7 @@ def promote_named_article(question: str, hits: Sequence[FusedHit], index: Loaded
     number = named_article(question)
     if number is None:
         return list(hits)
-    ranked = list(dict.fromkeys(index.chunks[h.row].doc_id for h in hits))[:MAX_DOCUMENTS]
+    ranked = list(dict.fromkeys(index.chunks[h.row].doc_id for h in hits[:MAX_HITS]))
     rows: list[int] = []
     for doc_id in _titled(question, index, exclude) + [d for d in ranked if d not in exclude]:
         rows = article_rows(index, doc_id, number)

@@ -128,6 +128,17 @@ def test_structure_of_a_regulation() -> None:
     assert "（一）不随地吐痰\n（二）不乱扔垃圾；" in clean.text
 
 
+def test_word_heading_styles_do_not_matter() -> None:
+    """An extractor's `#` lines (Word heading styles on chapters, or on an article) give the same structure."""
+    styled = (REGULATION.replace("\n第一章　总则\n\n第一条", "\n# 第一章　总则\n\n第一条")
+              .replace("\n第二章　文明行为规范", "\n## 第二章　文明行为规范")  # in the TOC too, as Word styles it
+              .replace("\n第一节", "\n### 第一节").replace("\n第七条", "\n## 第七条"))
+    assert sum(line.startswith("#") for line in styled.splitlines()) == 6
+    plain, heading = clean_document(_doc(REGULATION)), clean_document(_doc(styled))
+    assert [(b.kind, b.section) for b in heading.blocks] == [(b.kind, b.section) for b in plain.blocks]
+    assert heading.text == plain.text
+
+
 def test_chunks_follow_articles() -> None:
     clean = clean_document(_doc(REGULATION))
     config = ChunkerConfig()

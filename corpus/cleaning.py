@@ -3,13 +3,16 @@
 The stored body is never changed. Cleaning builds a new text character by character and remembers,
 for every cleaned character, where it came from in the stored body, so any quote can be traced back.
 
-Steps: drop page chrome and site boilerplate; classify each line (title, subtitle, heading, byline,
-photo caption, body); split a page of unrelated stories into stories; drop repeated headings and
-repeated sentences; join paragraphs broken by page breaks; normalise whitespace.
+Steps: fold character forms to the ones people type and drop a text layer's layout spaces (corpus/charforms.py);
+drop page chrome and site boilerplate; classify each line (title, subtitle, heading, byline, photo caption,
+body); split a page of unrelated stories into stories; drop repeated headings and repeated sentences; join
+paragraphs broken by page breaks; normalise whitespace. A regulation (corpus/regulation.py) gets its
+编/章/节/条 structure from its text instead: each block's section path ends in its article, its table of
+contents is dropped, and its paragraphs are never joined or deduplicated (law repeats itself on purpose).
 
 A document whose front matter says `cleaning: verbatim` (passages of external evaluation sets, which are
 clean text rather than captured pages) skips all of that: each non-empty line is one body paragraph, kept
-exactly as given apart from whitespace trimmed at its ends.
+exactly as given apart from whitespace trimmed at its ends and ideograph forms folded (same length).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from corpus.charforms import NO_LAYOUT_SPACES, LayoutSpaces, fold_ideograph, fold_text, fold_typed
 from corpus.documents import Document
+from corpus.regulation import Role, find_structure
 from corpus.sentences import ends_sentence, sentence_spans
 
 # --- patterns -----------------------------------------------------------------------------------
@@ -55,6 +60,7 @@ VERBATIM = "verbatim"  # front-matter `cleaning:` value that keeps the text as g
 
 LEVEL_PLAIN = 5  # lettered heads and standalone title lines, below any Markdown level in use
 LEVEL_DASH = 9  # "——" subheads sit under the current section
+LEVEL_REGULATION = 1  # 编 1, 分编 2, 章 3, 节 4 (a regulation's sections take their path from its text)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Block:
     story: int
     section: tuple[str, ...]
     level: int = 0
+    article: str = ""  # a regulation's article this block belongs to (第四十八条), "" elsewhere
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,9 @@ class _Unit:
     kind: str = "body"
     level: int = 0
     story_head: bool = False
+    path: tuple[str, ...] | None = None  # a regulation's 编/章/节/条 path, read from its text (not the stack)
+    article: str = ""
+    role: Role | None = None  # what the line is in a regulation's structure (None: not in one)
 
     @property
     def text(self) -> str:
@@ -152,21 +162,24 @@ class _Unit:
         return self.offs[-1] + 1 if self.offs else 0
 
 
-def _normalise_line(line: str, base: int) -> tuple[list[str], list[int], bool]:
-    """Trim the line and collapse whitespace runs to one space, keeping each char's stored offset."""
+def _normalise_line(line: str, base: int, spaces: LayoutSpaces = NO_LAYOUT_SPACES,
+                    ) -> tuple[list[str], list[int], bool]:
+    """Trim the line and collapse whitespace runs to one space, keeping each char's stored offset; fold character
+    forms (a folded character keeps its source's offset) and drop layout spaces (they map nowhere)."""
     chars: list[str] = []
     offs: list[int] = []
     indented = bool(line) and line[0] in _WS
     pending_space = -1
-    for i, ch in enumerate(line):
-        if ch in _WS:
+    for i, raw_ch in enumerate(line):
+        if raw_ch in _WS:
             if chars and pending_space < 0:
                 pending_space = base + i
             continue
-        if pending_space >= 0:
+        ch = fold_typed(raw_ch)
+        if pending_space >= 0 and not spaces.drops(chars[-1], ch):
             chars.append(" ")
             offs.append(pending_space)
-            pending_space = -1
+        pending_space = -1
         chars.append(ch)
         offs.append(base + i)
     return chars, offs, indented
@@ -180,33 +193,43 @@ def _chrome_reason(text: str) -> str | None:
 
 
 def _split_units(raw: str, removed: list[Removed]) -> list[_Unit]:
-    units: list[_Unit] = []
+    """The document's non-empty lines as units, page chrome dropped. A regulation's lines from its structure on
+    carry their role (corpus/regulation.py) and are never chrome: its articles may well say 联系电话 or
+    经营许可证, which on a news page mark the footer."""
+    spaces = LayoutSpaces.measure(raw)
+    lines: list[tuple[str, int, list[str], list[int], bool]] = []
     pos = 0
-    prev_hard_break = False
     for line in raw.split("\n"):
-        base = pos
+        lines.append((line, pos, *_normalise_line(line, pos, spaces)))
         pos += len(line) + 1
-        chars, offs, indented = _normalise_line(line, base)
+    texts = [_MD_HEADING.sub("", "".join(chars)) for _, _, chars, _, _ in lines if chars]
+    structure = find_structure(texts)
+    units: list[_Unit] = []
+    prev_hard_break = False
+    k = -1
+    for line, base, chars, offs, indented in lines:
         if not chars:
             prev_hard_break = False
             continue
+        k += 1
+        role = structure.roles[k] if structure is not None else None
         text = "".join(chars)
-        bare = _MD_HEADING.sub("", text)
-        reason = _chrome_reason(bare)
+        reason = _chrome_reason(_MD_HEADING.sub("", text)) if role is None else None
         if reason:
             removed.append(Removed(reason, offs[0], offs[-1] + 1, text))
             prev_hard_break = False
             continue
         # Markdown hard break ("  " at line end) after a full sentence: the next line belongs to the same
-        # block (a photo caption followed by its credit line).
-        if prev_hard_break and units and units[-1].md_level == 0 and not _MD_HEADING.match(text):
+        # block (a photo caption followed by its credit line). Never in a regulation: it would glue articles.
+        if (prev_hard_break and units and units[-1].md_level == 0 and not _MD_HEADING.match(text)
+                and role is None and units[-1].role is None):
             last = units[-1]
             last.chars.append(" ")
             last.offs.append(base - 1)
             last.chars.extend(chars)
             last.offs.extend(offs)
         else:
-            units.append(_Unit(chars, offs, indented))
+            units.append(_Unit(chars, offs, indented, role=role))
         stripped = line.rstrip("\r")
         prev_hard_break = stripped.endswith("  ") and ends_sentence(text)
     for u in units:
@@ -303,11 +326,28 @@ def _mark_structure(units: list[_Unit], title: str) -> None:
             in_lead = False
 
 
+def _apply_regulation(units: list[_Unit], removed: list[Removed]) -> list[_Unit]:
+    """A regulation's lines from its first division or article on take their kind and section path from its
+    structure (found on its lines in _split_units); its table of contents is dropped."""
+    out: list[_Unit] = []
+    for u in units:
+        role = u.role
+        if role is not None and role.kind == "toc":
+            removed.append(Removed("table_of_contents", u.raw_start, u.raw_end, u.text))
+            continue
+        if role is not None:
+            u.kind = "heading" if role.kind == "division" else "body"
+            u.level = LEVEL_REGULATION + role.level if role.kind == "division" else 0
+            u.story_head, u.path, u.article = False, role.path, role.article
+        out.append(u)
+    return out
+
+
 def _drop_repeated_headings(units: list[_Unit], removed: list[Removed]) -> list[_Unit]:
     seen: set[str] = set()
     out: list[_Unit] = []
     for u in units:
-        if u.kind in ("title", "subtitle", "heading"):
+        if u.kind in ("title", "subtitle", "heading") and u.path is None:
             k = _key(u.text).lstrip("—")
             if k in seen:
                 removed.append(Removed("repeated_heading", u.raw_start, u.raw_end, u.text))
@@ -328,9 +368,11 @@ def _join_page_breaks(units: list[_Unit]) -> list[_Unit]:
     units = list(units)
     while i < len(units):
         u = units[i]
-        if u.kind == "body":
+        if u.kind == "body" and u.path is None:  # a regulation's paragraphs are whole (items end in "：")
             while len(u.text) >= MIN_JOIN_CHARS and not ends_sentence(u.text):
                 nxt = units[i + 1] if i + 1 < len(units) else None
+                if nxt is not None and nxt.path is not None:
+                    break
                 if nxt is not None and nxt.kind == "body":
                     u.chars += nxt.chars
                     u.offs += nxt.offs
@@ -338,7 +380,7 @@ def _join_page_breaks(units: list[_Unit]) -> list[_Unit]:
                     continue
                 after = units[i + 2] if i + 2 < len(units) else None
                 if (nxt is not None and nxt.story_head and after is not None and after.kind == "body"
-                        and not _NEWS_LEAD.match(after.text)):
+                        and after.path is None and not _NEWS_LEAD.match(after.text)):
                     u.chars += after.chars
                     u.offs += after.offs
                     del units[i + 2]
@@ -355,7 +397,7 @@ def _drop_repeated_sentences(units: list[_Unit], removed: list[Removed]) -> list
     seen_set: set[str] = set()
     out: list[_Unit] = []
     for u in units:
-        if u.kind != "body":
+        if u.kind != "body" or u.path is not None:  # law repeats its sentences on purpose
             out.append(u)
             continue
         text = u.text
@@ -397,7 +439,7 @@ def _verbatim_units(raw: str) -> list[_Unit]:
         while e > s and (line[e - 1] in _WS or line[e - 1].isspace()):
             e -= 1
         if s < e:
-            units.append(_Unit(list(line[s:e]), list(range(base + s, base + e)), s > 0))
+            units.append(_Unit([fold_ideograph(c) for c in line[s:e]], list(range(base + s, base + e)), s > 0))
     return units
 
 
@@ -408,7 +450,8 @@ def clean_document(doc: Document) -> CleanDocument:
     units = _split_units(doc.raw, removed)
     for u in units:
         _classify(u)
-    _mark_structure(units, doc.title)
+    _mark_structure(units, fold_text(doc.title))
+    units = _apply_regulation(units, removed)
     units = _drop_repeated_headings(units, removed)
     units = _join_page_breaks(units)
     units = _drop_repeated_sentences(units, removed)
@@ -420,7 +463,7 @@ def _assemble(doc: Document, units: list[_Unit], removed: list[Removed]) -> Clea
     offsets: list[int] = []
     blocks: list[Block] = []
     stories: list[Story] = []
-    story_title = doc.title
+    story_title = fold_text(doc.title, verbatim=doc.extra.get("cleaning") == VERBATIM)
     subtitles: list[str] = []
     story_start = 0
     stack: list[tuple[int, str]] = []
@@ -441,16 +484,17 @@ def _assemble(doc: Document, units: list[_Unit], removed: list[Removed]) -> Clea
             story_title = u.text
         elif u.kind == "subtitle":
             subtitles.append(u.text)
-        elif u.kind == "heading" and not u.story_head:
+        elif u.kind == "heading" and not u.story_head and u.path is None:
             while stack and stack[-1][0] >= u.level:
                 stack.pop()
             stack.append((u.level, u.text))
+        section = u.path if u.path is not None else tuple(t for _, t in stack)
         start = pos
         text_parts.append(u.text)
         offsets.extend(u.offs)
         pos += len(u.chars)
         kind = "title" if u.story_head else u.kind
-        blocks.append(Block(kind, start, pos, len(stories), tuple(t for _, t in stack), u.level))
+        blocks.append(Block(kind, start, pos, len(stories), section, u.level, u.article))
         text_parts.append("\n")
         offsets.append(-1)
         pos += 1

@@ -30,7 +30,7 @@ def index_fingerprint(manifest: dict[str, Any]) -> dict[str, str]:
 def _citation(d: dict[str, Any]) -> Citation:
     return Citation(n=int(d.get("n", 0)), doc_id=d["doc_id"], chunk_id=d.get("chunk_id", ""),
                     title=d.get("title", ""), date=d.get("date", ""), section=tuple(d.get("section") or ()),
-                    quote=d["quote"], start=int(d["start"]), end=int(d["end"]))
+                    quote=d["quote"], start=int(d["start"]), end=int(d["end"]), article=str(d.get("article") or ""))
 
 
 def run_label(mode: str, answer_mode: str) -> str:

@@ -16,6 +16,7 @@ from index.gazetteer import load_gazetteer
 from index.segmentation import Segmenter
 from index.store import LoadedIndex
 from index.synonyms import expand_terms
+from service.named_article import promote_named_article
 
 Mode = Literal["hybrid", "dense", "sparse"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sparse")
@@ -132,9 +133,11 @@ class Retriever:
             sparse_list = [h for h in sparse_list if chunks[h[0]].doc_id not in excluded]
         t = time.perf_counter()
         if mode == "hybrid" and self.fusion == "score":
-            fused = score_fusion(dense_list, sparse_list, alpha=self.dense_weight, limit=k)
+            fused = score_fusion(dense_list, sparse_list, alpha=self.dense_weight)
         else:
-            fused = rrf(dense_list, sparse_list, k=self.rrf_k, limit=k)
+            fused = rrf(dense_list, sparse_list, k=self.rrf_k)
+        # a question naming 第N条 gets that article first
+        fused = promote_named_article(q, fused, self.index, exclude=excluded, query_vector=qvec)[:k]
         results = tuple(self._result(rank, h, mode) for rank, h in enumerate(fused, start=1))
         timings["fuse"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000

@@ -291,6 +291,30 @@ def test_citations_and_dates() -> None:
     assert answer_text((c,), conflict=False).startswith("据《标题》（2024年9月10日），江门市目前有")
 
 
+def test_a_citation_names_its_article() -> None:
+    """A regulation's quote is cited with its article: the chunk's own, or the quote's in a chunk of several."""
+    text = "第五十条 文明行为促进工作责任单位应当积极履行职责。\n不履行职责的，公民有权进行监督。"
+    one = passage(text, title="江门市文明行为促进条例", start=500, section=("第五章 法律责任", "第五十条"))
+    c = citations_for([candidate(one, "积极履行职责", sentence="第五十条 文明行为促进工作责任单位应当积极履行职责。")])[0]
+    assert c.article == "第五十条"
+    assert c.quote == "文明行为促进工作责任单位应当积极履行职责。" and c.start == 500 + len("第五十条 ")  # the label is named
+    assert one.text[c.start - 500:c.end - 500] == c.quote
+    assert answer_text((c,), conflict=False) == (
+        "据《江门市文明行为促进条例》（2024年9月10日）第五十条，文明行为促进工作责任单位应当积极履行职责。[1]")
+    label = citations_for([candidate(one, "第五十条", sentence="第五十条 文明行为促进工作责任单位应当积极履行职责。")])[0]
+    assert label.quote.startswith("第五十条 ") and label.start == 500  # the answer is the label itself: kept
+    second = citations_for([candidate(one, "有权进行监督", sentence="不履行职责的，公民有权进行监督。")])[0]
+    assert second.article == "第五十条" and second.quote == "不履行职责的，公民有权进行监督。"
+    # a chunk of two short articles: each quote names its own
+    pair = passage("第三条 本条例适用于本市。\n第四条 市人民政府领导文明行为促进工作。", title="条例", date="",
+                   section=("第一章 总则", "第三条、第四条"))
+    c4 = citations_for([candidate(pair, "市人民政府", sentence="第四条 市人民政府领导文明行为促进工作。")])[0]
+    assert (c4.article, c4.quote) == ("第四条", "市人民政府领导文明行为促进工作。")
+    assert answer_text((c4,), conflict=False) == "据《条例》第四条，市人民政府领导文明行为促进工作。[1]"  # no date
+    news = citations_for([candidate(passage("江门市目前有21万多名党员。", section=("A 党建",)), "21万多名")])[0]
+    assert news.article == "" and answer_text((news,), conflict=False).startswith("据《标题》（2024年9月10日），")
+
+
 @pytest.mark.parametrize(("text", "value"), [("21万多名", 210000), ("22.6亿元", 2.26e9), ("三千", 3000),
                                             ("两万", 20000), ("60%以上", 60)])
 def test_chinese_numbers(text: str, value: float) -> None:

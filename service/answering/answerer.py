@@ -18,8 +18,10 @@ from service.answering.compose import (
     Statement,
     answer_text,
     citations_for,
+    passage_article,
     rival_value,
     verify_citation,
+    without_article_label,
 )
 from service.answering.enumeration import whole_enumeration
 from service.answering.filters import not_yet, topic_violation, violation
@@ -114,8 +116,10 @@ class Answerer:
         """A regulation's effective date or passing meeting, found by rule (regfacts.py), cited like any answer."""
         doc = self.index.documents[fact.doc_id]
         chunk = next(c for c in self.index.chunks if c.doc_id == fact.doc_id and c.start <= fact.start < c.end)
-        citation = Citation(1, doc.doc_id, chunk.chunk_id, chunk.title, doc.issue_date, chunk.section,
-                            doc.text[fact.start:fact.end], fact.start, fact.end, doc.origin_at(fact.start, fact.end))
+        article = passage_article(chunk.section, chunk.text, chunk.start, fact.start)
+        quote, start = without_article_label(doc.text[fact.start:fact.end], fact.start, article)
+        citation = Citation(1, doc.doc_id, chunk.chunk_id, chunk.title, doc.issue_date, chunk.section, quote, start,
+                            fact.end, doc.origin_at(start, fact.end), article)
         verify_citation(self.index, citation)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 3)
         kind = "number" if fact.kind == "fine" else "date"

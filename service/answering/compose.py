@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from corpus.regulation import article_at
 from index.store import LoadedIndex
 from service.answering.candidates import Candidate, clause_bounds
 
@@ -31,6 +32,7 @@ class Citation:
     # where the quote's start is in the uploaded original: {"format": "pdf", "page": n[, "pages": [a, b]]} or
     # {"format": "html"|"docx"|"doc"|"wordxml", "section": [heading trail]}; None for a Markdown document
     origin: dict[str, Any] | None = field(default=None, compare=False)
+    article: str = ""  # the regulation article the quote is in (第五十条); "" for other text
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -135,22 +137,45 @@ def rival_value(best: Candidate, others: list[Candidate]) -> Candidate | None:
     return None
 
 
+def passage_article(section: tuple[str, ...], passage_text: str, passage_start: int, offset: int) -> str:
+    """The article (第五十条) holding document offset `offset` of a passage: its section path's article, or for a
+    passage of several articles the one the offset is in; "" for a passage that is no regulation's article."""
+    return article_at(section, passage_text, offset - passage_start)
+
+
+def without_article_label(quote: str, start: int, article: str, keep_from: int | None = None) -> tuple[str, int]:
+    """A quote that opens with its article's label ("第五十条 文明行为……") without it: the answer names the article.
+    The label stays when the answer span starts inside it (keep_from: the span's start; "哪一条规定了……")."""
+    if not article or not quote.startswith(article):
+        return quote, start
+    cut = len(article)
+    while cut < len(quote) and quote[cut].isspace():
+        cut += 1
+    if cut >= len(quote) or (keep_from is not None and keep_from < start + cut):
+        return quote, start
+    return quote[cut:], start + cut
+
+
 def citations_for(chosen: list[Candidate], index: LoadedIndex | None = None) -> tuple[Citation, ...]:
-    """One citation per chosen candidate. With the index, each is dated by its document's issue date (成文日期,
-    else 发布日期, else the document's date) and says where its quote starts in the uploaded original."""
+    """One citation per chosen candidate, naming the regulation article its quote is in. With the index, each is
+    dated by its document's issue date (成文日期, else 发布日期, else the document's date) and says where its quote
+    starts in the uploaded original."""
     out = []
     for n, c in enumerate(chosen, start=1):
+        p = c.passage
+        article = passage_article(p.section, p.text, p.start, c.start)
+        quote, start = without_article_label(c.sentence, c.start, article, c.span_start)
         doc = index.documents.get(c.doc_id) if index is not None else None
-        date = doc.issue_date if doc is not None else c.passage.date
-        origin = doc.origin_at(c.start, c.end) if doc is not None else None
-        out.append(Citation(n, c.passage.doc_id, c.passage.chunk_id, c.passage.title, date, c.passage.section,
-                            c.sentence, c.start, c.end, origin))
+        date = doc.issue_date if doc is not None else p.date
+        origin = doc.origin_at(start, c.end) if doc is not None else None
+        out.append(Citation(n, p.doc_id, p.chunk_id, p.title, date, p.section, quote, start, c.end, origin, article))
     return tuple(out)
 
 
 def _source(c: Citation) -> str:
+    """据《标题》（日期）第五十条: the date only when the document has one, the article only for a regulation."""
     when = date_label(c.date)
-    return f"据《{c.title}》（{when}）" if when else f"据《{c.title}》"
+    return f"据《{c.title}》" + (f"（{when}）" if when else "") + c.article
 
 
 def answer_text(citations: tuple[Citation, ...], conflict: bool) -> str:

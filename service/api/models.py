@@ -66,6 +66,8 @@ class Citation(_Open):
     origin: CitationOrigin | None = Field(
         None, description="where the quote starts in the uploaded original (GET /v1/documents/{doc_id}/original); "
                           "null for a Markdown document")
+    article: str = Field("", description="the regulation article the quote is in (第五十条, named in the answer "
+                                         "text); empty for text that is no regulation's article")
 
 
 class Statement(_Open):

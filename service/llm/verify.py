@@ -18,7 +18,14 @@ from difflib import SequenceMatcher
 
 from index.gazetteer import load_gazetteer
 from index.store import LoadedIndex
-from service.answering.compose import Citation, Statement, cn_number_value, date_label, verify_citation
+from service.answering.compose import (
+    Citation,
+    Statement,
+    cn_number_value,
+    date_label,
+    passage_article,
+    verify_citation,
+)
 from service.llm.parse import RawAnswer, RawStatement
 from service.retrieval import SearchResult
 
@@ -198,4 +205,5 @@ def _check(s: RawStatement, passages: Sequence[SearchResult], index: LoadedIndex
     origin = doc.origin_at(start, end) if doc is not None else None
     quote = doc.text[start:end] if doc is not None else p.text[a:b]
     return (Statement(s.text, s.passages, s.quote, True, n, None, match),
-            Citation(n, p.doc_id, p.chunk_id, p.title, date, p.section, quote, start, end, origin))
+            Citation(n, p.doc_id, p.chunk_id, p.title, date, p.section, quote, start, end, origin,
+                     passage_article(p.section, p.text, p.start, start)))

@@ -449,7 +449,7 @@
           el("span", { class: "citation-n", text: `[${c.n}]` }),
           el("span", { class: "citation-body" },
             el("span", { class: "citation-title", text: c.title || c.doc_id }),
-            el("span", { class: "citation-meta", text: metaLine(c.date, sectionPath(c.section), originLabel(c.origin)) }),
+            el("span", { class: "citation-meta", text: metaLine(c.article, c.date, sectionPath(c.section), originLabel(c.origin)) }),
             el("span", { class: "citation-quote", text: `“${c.quote || ""}”` })));
         item.addEventListener("click", () => showSource(c.n));
         list.append(el("li", {}, item));
@@ -520,7 +520,7 @@
     const where = originLabel(c.origin);
     const header = el("div", { class: "source-head" },
       el("h2", { class: "card-title" }, `引用 [${n}] `, el("span", { class: "source-title", text: c.title || c.doc_id })),
-      el("p", { class: "source-meta" }, metaLine(c.date, sectionPath(c.section))),
+      el("p", { class: "source-meta" }, metaLine(c.article, c.date, sectionPath(c.section))),
       where ? el("p", { class: "source-origin", text: where }) : null);
     sourceCard.replaceChildren(header, el("p", { class: "status" },
       el("span", { class: "spinner", "aria-hidden": "true" }), "正在加载原文…"));

@@ -640,7 +640,7 @@ def test_upload_without_date_or_doc_id(admin: httpx.Client, server: LiveServer) 
     assert r.status_code == 201, r.text
     doc_id = r.json()["doc_id"]
     doc = admin.get(f"/v1/documents/{doc_id}").json()
-    assert doc["date_inferred"] is True and doc["source"]
+    assert doc["date"] == "" and doc["date_inferred"] is False and doc["source"]  # no date made up
     stored = (server.workspace.corpus_dir / f"{doc_id}.md").read_bytes()
     from corpus.documents import load_document
 

@@ -789,6 +789,33 @@ def test_undated_upload_then_corrected_and_rebuilt(client: httpx.Client, admin: 
     assert job["state"] == "succeeded", job
 
 
+def test_uploaded_regulations_know_their_dates_and_versions(client: httpx.Client, admin: httpx.Client) -> None:
+    """Two versions of 贵阳市建设生态文明城市条例 uploaded as Word files: each is dated from its own text, the
+    older one is listed as superseded by the newer, before any rebuild."""
+    from corpus.formats.measure_regulations import RAW
+
+    names = {"gy-2019": "贵州省__2019_贵阳市建设生态文明城市条例.docx", "gy-2021": "贵州省__2021_贵阳市建设生态文明城市条例.docx"}
+    if not all((RAW / n).is_file() for n in names.values()):
+        pytest.skip(f"the regulations corpus is not at {RAW} (set POLICYQA_REGULATIONS_DIR)")
+    for doc_id, name in names.items():
+        r = admin.post("/v1/documents", files={"file": ("条例.docx", (RAW / name).read_bytes())}, data={"doc_id": doc_id})
+        assert r.status_code == 201, r.text
+        assert r.json()["title"] == "贵阳市建设生态文明城市条例"
+    listed = {d["doc_id"]: d for d in client.get("/v1/documents").json()["documents"]}
+    old, new = listed["gy-2019"], listed["gy-2021"]
+    assert (old["version_current"], old["superseded_by"]) == (False, "gy-2021")
+    assert (new["version_current"], new["superseded_by"]) == (True, None)
+    assert old["version_group"] == new["version_group"] == "贵阳市|贵阳市建设生态文明城市条例"
+    detail = client.get("/v1/documents/gy-2021").json()
+    assert detail["doc_type"] == "regulation" and detail["date_inferred"] is False
+    assert (detail["adopted_date"], detail["approved_date"]) == ("2013-02-04", "2013-03-30")
+    assert detail["revised_date"] == "2021-05-27" and detail["date"] == "2021-05-27" and detail["version"] == "2021"
+    assert (detail["place"], detail["province"]) == ("贵阳市", "贵州省")
+    assert detail["effective_date"] == "2013-05-01" and detail["superseded_by"] is None
+    for doc_id in names:
+        assert admin.delete(f"/v1/documents/{doc_id}").status_code == 200
+
+
 def _long_article(nonce: str, paragraphs: int = 24) -> str:
     places = ["东湖", "西岭", "南岸", "北坡", "中洲", "新塘", "旧街", "河口"]
     lines = []

@@ -67,10 +67,9 @@ def summary(doc_meta: dict[str, Any], idx: LoadedIndex | None, content_hash: str
            "chunks": indexed_doc.chunks if indexed_doc is not None else 0, "indexed": indexed,
            "stored": stored, "state": "removing" if not stored else "indexed" if indexed else "indexing"}
     out.update({k: str(doc_meta[k]) if doc_meta.get(k) else None for k in POLICY_FIELDS})
-    versioned = version is not None and bool(version.group)
-    out["version_current"] = version.current if versioned and version is not None else None
-    out["superseded_by"] = version.superseded_by if versioned and version is not None else None
-    out["version_group"] = version.group if versioned and version is not None else None
+    out["version_current"] = out["superseded_by"] = out["version_group"] = None
+    if version is not None and version.group:  # a regulation: is a newer version of it stored?
+        out.update(version_current=version.current, superseded_by=version.superseded_by, version_group=version.group)
     fmt = doc_meta.get("original_format")
     out["original"] = ({"format": str(fmt), "name": str(doc_meta.get("original_name") or ""),
                         "url": f"/v1/documents/{doc_meta['doc_id']}/original"}

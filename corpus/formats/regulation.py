@@ -35,8 +35,9 @@ DOC_TYPE = "regulation"
 KEYS = ("doc_type", "adopted_date", "adopted_by", "approved_date", "approved_by", "revised_date", "revised_by",
         "revisions", "published_date", "effective_date", "issuer", "doc_number", "place", "province", "version")
 DATE_KEYS = ("adopted_date", "approved_date", "revised_date", "published_date", "effective_date")
-# policy-notice fields that mean nothing for a regulation (a signature date on a cover is not its 成文日期)
-NOT_FOR_REGULATIONS = ("written_date", "validity", "doc_number", "issuer")
+# policy-notice fields read for any text, replaced for a regulation by what its note says (a signature date on a
+# cover is not its 成文日期, the first `自…起施行` in the text need not be its own)
+NOT_FOR_REGULATIONS = ("written_date", "validity", "doc_number", "issuer", "published_date", "effective_date")
 
 _SUFFIX = r"(?:条例|规定|办法|细则|规则)"
 _CJK = r"\u4e00-\u9fff"

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from corpus.cleaning import Block, CleanDocument
-from corpus.regulation import article_range
 from corpus.sentences import sentence_spans
+from corpus.structure import article_range
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ for every cleaned character, where it came from in the stored body, so any quote
 Steps: fold character forms to the ones people type and drop a text layer's layout spaces (corpus/charforms.py);
 drop page chrome and site boilerplate; classify each line (title, subtitle, heading, byline, photo caption,
 body); split a page of unrelated stories into stories; drop repeated headings and repeated sentences; join
-paragraphs broken by page breaks; normalise whitespace. A regulation (corpus/regulation.py) gets its
+paragraphs broken by page breaks; normalise whitespace. A regulation (corpus/structure.py) gets its
 编/章/节/条 structure from its text instead: each block's section path ends in its article, its table of
 contents is dropped, and its paragraphs are never joined or deduplicated (law repeats itself on purpose).
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from corpus.charforms import NO_LAYOUT_SPACES, LayoutSpaces, fold_ideograph, fold_text, fold_typed
 from corpus.documents import Document
-from corpus.regulation import Role, find_structure
 from corpus.sentences import ends_sentence, sentence_spans
+from corpus.structure import Role, find_structure
 
 # --- patterns -----------------------------------------------------------------------------------
 
@@ -194,7 +194,7 @@ def _chrome_reason(text: str) -> str | None:
 
 def _split_units(raw: str, removed: list[Removed]) -> list[_Unit]:
     """The document's non-empty lines as units, page chrome dropped. A regulation's lines from its structure on
-    carry their role (corpus/regulation.py) and are never chrome: its articles may well say 联系电话 or
+    carry their role (corpus/structure.py) and are never chrome: its articles may well say 联系电话 or
     经营许可证, which on a news page mark the footer."""
     spaces = LayoutSpaces.measure(raw)
     lines: list[tuple[str, int, list[str], list[int], bool]] = []

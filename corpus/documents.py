@@ -26,7 +26,10 @@ SEEDS_DIR = Path(__file__).resolve().parent / "seeds"  # the embedded default co
 DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-REQUIRED_FIELDS = ("title", "date", "source")
+REQUIRED_FIELDS = ("title", "source")
+# A document without a known date has none (`date` absent or empty → ""): no date is ever made up. Files
+# stored before that rule carry the day they were uploaded, marked by this evidence; they read as undated.
+UPLOAD_DATE_EVIDENCE = "上传日期"
 # libyaml's parser with the safe constructor: the same values as yaml.safe_load, about 9x faster (it
 # matters for corpora of thousands of short documents, e.g. the external evaluation sets).
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -36,7 +39,7 @@ _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class Document:
     doc_id: str
     title: str
-    date: str
+    date: str  # ISO (YYYY, YYYY-MM or YYYY-MM-DD), or "" when the document has no known date
     date_inferred: bool
     source: str
     region: str
@@ -108,8 +111,8 @@ def validate_doc_id(doc_id: str) -> str:
     return doc_id
 
 
-def parse_document(data: bytes, path: Path) -> Document:
-    """Parse one stored file. Raises DocumentError naming the problem."""
+def split_document(data: bytes) -> tuple[dict[str, Any], str]:
+    """A stored file's front matter (as YAML values) and its body, exactly as stored. Raises DocumentError."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -128,17 +131,24 @@ def parse_document(data: bytes, path: Path) -> Document:
                             f"front matter is not valid YAML: {exc}") from exc
     if not isinstance(meta, dict):
         raise DocumentError("bad_front_matter", "文件头必须是键值对", "front matter must be a mapping")
-    meta = {str(k): v for k, v in meta.items()}
+    return {str(k): v for k, v in meta.items()}, text[m.end():]
+
+
+def parse_document(data: bytes, path: Path) -> Document:
+    """Parse one stored file. Raises DocumentError naming the problem."""
+    meta, body = split_document(data)
     missing = [k for k in REQUIRED_FIELDS if meta.get(k) in (None, "")]
     if missing:
         raise DocumentError("missing_field", f"文件头缺少字段：{', '.join(missing)}",
                             f"front matter lacks field(s): {', '.join(missing)}")
-    body = text[m.end():]
     if not body.strip():
         raise DocumentError("empty_body", "正文为空", "the article body is empty")
-    raw_date = meta["date"]
-    date_str = raw_date.isoformat() if isinstance(raw_date, dt.date) else str(raw_date)
-    date = validate_date(date_str)
+    raw_date = meta.get("date")
+    date_str = raw_date.isoformat() if isinstance(raw_date, dt.date) else str(raw_date or "")
+    date = validate_date(date_str) if date_str.strip() else ""
+    date_inferred = bool(meta.get("date_inferred", False))
+    if date_inferred and str(meta.get("date_evidence") or "").startswith(UPLOAD_DATE_EVIDENCE):
+        date, date_inferred = "", False  # the day it was uploaded, not a date of the document
     doc_id = validate_doc_id(str(meta.get("doc_id") or path.stem))
     known = {"doc_id", "title", "date", "date_inferred", "source", "region", "url"}
     extra = {k: str(v) for k, v in meta.items() if k not in known and v is not None}
@@ -146,7 +156,7 @@ def parse_document(data: bytes, path: Path) -> Document:
         doc_id=doc_id,
         title=str(meta["title"]).strip(),
         date=date,
-        date_inferred=bool(meta.get("date_inferred", False)),
+        date_inferred=date_inferred,
         source=str(meta["source"]).strip(),
         region=str(meta.get("region") or "").strip(),
         url=str(meta["url"]).strip() if meta.get("url") else None,

@@ -19,7 +19,10 @@ passages whose text changed). `eval/cache/` is git-ignored.
   are untitled; the id adds no words to the embedded/BM25 text, where a clipped lead would repeat them).
   `date`: a date the passage text opens with ("2019年7月23日，…" → 2019-07-23, also YYYY年M月 and YYYY年,
   optionally after "北京时间"), else the set's placeholder year (`PLACEHOLDER_DATES`); always
-  `date_inferred: true` with `date_evidence` saying which. `source`: dataset, repository@commit, licence.
+  `date_inferred: true` with `date_evidence` saying which. The placeholder stays although a user's document
+  never gets a made-up date (service/documents_api.py): these corpora are a measuring instrument, never served,
+  the placeholder is marked as one, and the published baselines (eval/baselines) were measured with it — the
+  year filter (service/answering/filters.py) reads it for undated facts. `source`: dataset, repository@commit, licence.
   `cleaning: verbatim` keeps the passage exactly as given (see corpus/cleaning.py): these are clean
   single-paragraph passages, not captured web pages. With the default cleaning, page-chrome, heading and
   repeated-sentence rules would drop 2 of the 7,199 passages whole ("版权所有" in a news text; a 9-character

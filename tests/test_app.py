@@ -642,7 +642,7 @@ def test_upload_without_date_or_doc_id(admin: httpx.Client, server: LiveServer) 
     assert r.status_code == 201, r.text
     doc_id = r.json()["doc_id"]
     doc = admin.get(f"/v1/documents/{doc_id}").json()
-    assert doc["date_inferred"] is True and doc["source"]
+    assert doc["date"] == "" and doc["date_inferred"] is False and doc["source"]  # no date made up
     stored = (server.workspace.corpus_dir / f"{doc_id}.md").read_bytes()
     from corpus.documents import load_document
 
@@ -735,6 +735,87 @@ def test_delete_gone_after_rebuild(client: httpx.Client, admin: httpx.Client) ->
     assert "test-town-stations" not in search_ids(client, "测试镇建成了多少个党群服务驿站？", k=10)
     assert_error(client.get("/v1/documents/test-town-stations"), 404, "document_not_found")
     assert client.get("/v1/documents").json()["pending_removal"] == []
+
+
+UNDATED_ID = "test-undated-stations"
+UNDATED_FACT = "测试乡修建新时代文明实践站9个，开展志愿服务和文明宣讲。"
+
+
+def test_undated_upload_then_corrected_and_rebuilt(client: httpx.Client, admin: httpx.Client,
+                                                   server: LiveServer) -> None:
+    """A text without any date is stored without one and answered without one; a PATCH corrects its metadata
+    (front matter only, the body byte for byte) and the rebuild it starts picks the new title up."""
+    from corpus.documents import split_document
+
+    r = admin.post("/v1/documents", json={"title": "测试乡文明实践站", "text": UNDATED_FACT + "\n",
+                                          "doc_id": UNDATED_ID})
+    assert r.status_code == 201, r.text
+    detail = client.get(f"/v1/documents/{UNDATED_ID}").json()
+    assert detail["date"] == "" and detail["date_inferred"] is False
+    path = server.workspace.corpus_dir / f"{UNDATED_ID}.md"
+    body = split_document(path.read_bytes())[1].encode("utf-8")
+
+    assert_error(admin.patch("/v1/documents/no-such-doc", json={"title": "x"}), 404, "document_not_found")
+    assert_error(admin.patch(f"/v1/documents/{UNDATED_ID}", json={"date": "2026-02-30"}), 422, "bad_date")
+    assert_error(admin.patch(f"/v1/documents/{UNDATED_ID}", json={"doc_id": "other"}), 422, "protected_field")
+    assert_error(admin.patch(f"/v1/documents/{UNDATED_ID}", json={"title": None}), 422, "missing_field")
+    assert_error(client.patch(f"/v1/documents/{UNDATED_ID}", json={"title": "x"}), 401, "unauthorized")
+
+    job = wait_job(client, admin.post("/v1/index/rebuild").json()["job_id"])
+    assert job["state"] == "succeeded", job
+    ans = client.post("/v1/ask", json={"question": "测试乡修建了多少个新时代文明实践站？"}).json()
+    mine = [p for p in ans["passages"] if p["doc_id"] == UNDATED_ID]
+    assert mine and all(p["date"] == "" for p in mine), ans["passages"]
+    assert all(c["date"] == "" for c in ans["citations"] if c["doc_id"] == UNDATED_ID)
+    assert "据《测试乡文明实践站》（" not in ans["answer"]  # no date in the answer text
+
+    r = admin.patch(f"/v1/documents/{UNDATED_ID}?rebuild=true",
+                    json={"title": "测试乡新时代文明实践站", "date": "2026-03", "place": "测试乡"})
+    assert r.status_code == 200, r.text
+    assert r.json()["changed"] == ["title", "date", "place"] and r.json()["job_id"]
+    assert split_document(path.read_bytes())[1].encode("utf-8") == body
+    assert list((server.workspace.corpus_dir / ".trash").glob(f"{UNDATED_ID}.*.corrected.md"))
+    listed = {d["doc_id"]: d for d in client.get("/v1/documents").json()["documents"]}
+    assert listed[UNDATED_ID]["state"] == "indexing" and listed[UNDATED_ID]["corrected"]
+    job = wait_job(client, r.json()["job_id"])
+    assert job["state"] == "succeeded", job
+    detail = client.get(f"/v1/documents/{UNDATED_ID}").json()
+    assert detail["indexed"] is True and detail["title"] == "测试乡新时代文明实践站" and detail["date"] == "2026-03"
+    assert detail["place"] == "测试乡" and detail["corrected_fields"] == "title,date,place"
+    hits = client.get("/v1/search", params={"q": "测试乡新时代文明实践站", "k": 5}).json()["results"]
+    assert any(h["doc_id"] == UNDATED_ID and h["title"] == "测试乡新时代文明实践站" and h["date"] == "2026-03"
+               for h in hits), hits
+
+    assert admin.delete(f"/v1/documents/{UNDATED_ID}").status_code == 200
+    job = wait_job(client, admin.post("/v1/index/rebuild").json()["job_id"])
+    assert job["state"] == "succeeded", job
+
+
+def test_uploaded_regulations_know_their_dates_and_versions(client: httpx.Client, admin: httpx.Client) -> None:
+    """Two versions of 贵阳市建设生态文明城市条例 uploaded as Word files: each is dated from its own text, the
+    older one is listed as superseded by the newer, before any rebuild."""
+    from corpus.formats.measure_regulations import RAW
+
+    names = {"gy-2019": "贵州省__2019_贵阳市建设生态文明城市条例.docx", "gy-2021": "贵州省__2021_贵阳市建设生态文明城市条例.docx"}
+    if not all((RAW / n).is_file() for n in names.values()):
+        pytest.skip(f"the regulations corpus is not at {RAW} (set POLICYQA_REGULATIONS_DIR)")
+    for doc_id, name in names.items():
+        r = admin.post("/v1/documents", files={"file": ("条例.docx", (RAW / name).read_bytes())}, data={"doc_id": doc_id})
+        assert r.status_code == 201, r.text
+        assert r.json()["title"] == "贵阳市建设生态文明城市条例"
+    listed = {d["doc_id"]: d for d in client.get("/v1/documents").json()["documents"]}
+    old, new = listed["gy-2019"], listed["gy-2021"]
+    assert (old["version_current"], old["superseded_by"]) == (False, "gy-2021")
+    assert (new["version_current"], new["superseded_by"]) == (True, None)
+    assert old["version_group"] == new["version_group"] == "贵阳市|贵阳市建设生态文明城市条例"
+    detail = client.get("/v1/documents/gy-2021").json()
+    assert detail["doc_type"] == "regulation" and detail["date_inferred"] is False
+    assert (detail["adopted_date"], detail["approved_date"]) == ("2013-02-04", "2013-03-30")
+    assert detail["revised_date"] == "2021-05-27" and detail["date"] == "2021-05-27" and detail["version"] == "2021"
+    assert (detail["place"], detail["province"]) == ("贵阳市", "贵州省")
+    assert detail["effective_date"] == "2013-05-01" and detail["superseded_by"] is None
+    for doc_id in names:
+        assert admin.delete(f"/v1/documents/{doc_id}").status_code == 200
 
 
 def _long_article(nonce: str, paragraphs: int = 24) -> str:

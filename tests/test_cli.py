@@ -225,3 +225,33 @@ def test_whole_parser_help_walk_including_entry_points() -> None:
     assert plugins <= set(top.choices), "an installed policyqa.commands entry point added no subcommand"
     missing = set(actions_without_help(parser))
     assert not missing, f"options without help: {sorted(missing)}"
+
+
+def test_corpus_edit_corrects_the_front_matter(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from corpus.documents import load_corpus, split_document
+
+    for name in list(os.environ):
+        if name.startswith("POLICYQA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("POLICYQA_DATA_DIR", str(tmp_path))
+    corpus = tmp_path / "documents"
+    corpus.mkdir()
+    stored = corpus / "reg.md"
+    stored.write_text("---\ntitle: No:0000001\nsource: 测试\n---\n江门市文明行为促进条例\n\n第一条　正文。\n",
+                      encoding="utf-8")
+    body = split_document(stored.read_bytes())[1]
+    rc, out, err = run_cli(["corpus", "edit", "reg", "--title", "江门市文明行为促进条例", "--date", "2021-03-18",
+                            "--place", "江门市", "--set", "effective_date=2021-05-01", "--json"], capsys, monkeypatch)
+    assert rc == 0, err
+    row = json_lines(out)[0]
+    assert row["changed"] == ["title", "date", "place", "effective_date"] and row["date"] == "2021-03-18"
+    doc = load_corpus(corpus).by_id()["reg"]
+    assert doc.title == "江门市文明行为促进条例" and doc.extra["effective_date"] == "2021-05-01"
+    assert doc.raw == body and (corpus / str(row["trashed_as"])).is_file()
+    rc, out, err = run_cli(["corpus", "edit", "reg", "--set", "effective_date=2021-02-30"], capsys, monkeypatch)
+    assert rc == 2 and "bad_date" in err
+    rc, out, err = run_cli(["corpus", "edit", "missing", "--title", "x"], capsys, monkeypatch)
+    assert rc == 2 and "document_not_found" in err
+    rc, out, err = run_cli(["corpus", "edit", "reg", "--set", "no-equals"], capsys, monkeypatch)
+    assert rc == 2 and "KEY=VALUE" in err

@@ -73,3 +73,23 @@ def test_bad_doc_id(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["2022", "2022-09", "2022-09-26"])
 def test_partial_iso_dates(value: str) -> None:
     assert validate_date(value) == value
+
+
+@pytest.mark.parametrize("date_line", ["", "date:\n", "date: ''\n"])
+def test_a_document_without_a_date_has_none(tmp_path: Path, date_line: str) -> None:
+    _write(tmp_path, "undated.md", f"---\ntitle: 无日期\n{date_line}source: y\n---\n正文。\n")
+    loaded = load_corpus(tmp_path)
+    assert not loaded.problems
+    doc = loaded.documents[0]
+    assert doc.date == "" and not doc.date_inferred and doc.metadata()["date"] == ""
+
+
+def test_the_day_a_file_was_uploaded_is_not_its_date(tmp_path: Path) -> None:
+    """Files stored before dates stopped being made up carry the upload day, marked by its evidence."""
+    _write(tmp_path, "old-upload.md", "---\ntitle: 旧上传\ndate: '2026-12-06'\ndate_inferred: true\n"
+           "date_evidence: 上传日期（未提供日期）/ upload date (no date given)\nsource: y\n---\n正文。\n")
+    _write(tmp_path, "seed-like.md", "---\ntitle: 推断\ndate: '2024-09'\ndate_inferred: true\n"
+           "date_evidence: 版面日期“2024 年 9 月”\nsource: y\n---\n正文。\n")
+    docs = load_corpus(tmp_path).by_id()
+    assert docs["old-upload"].date == "" and not docs["old-upload"].date_inferred
+    assert docs["seed-like"].date == "2024-09" and docs["seed-like"].date_inferred  # inferred from the text

@@ -286,7 +286,8 @@ def test_stored_document_original_and_provenance(tmp_path: Path) -> None:
     loaded = load_corpus(corpus)
     assert [d.doc_id for d in loaded.documents] == [stored.doc_id] and not loaded.problems
     again = loaded.documents[0]
-    assert again.title == doc.title and again.source == "测试来源" and again.date_inferred
+    assert again.title == doc.title and again.source == "测试来源"
+    assert again.date == "" and not again.date_inferred  # the file states no date: none is made up
     assert again.extra["original"] == f"{ORIGINALS_DIR}/{stored.doc_id}.docx"
     prov = json.loads((corpus / ORIGINALS_DIR / f"{stored.doc_id}.provenance.json").read_text("utf-8"))
     assert prov["format"] == "docx" and prov["original_sha256"] == again.extra["original_sha256"]
@@ -340,7 +341,7 @@ def test_prepare_upload_dispatches_on_extension(tmp_path: Path) -> None:
     assert p.document.extra["original_format"] == "html"
     assert parse_document(p.data, tmp_path / "x.md").raw == p.document.raw
     p = run({"file": ("a.docx", word_file(doc), "application/octet-stream")}, {"doc_id": "yj-docx"})
-    assert p.document.doc_id == "yj-docx" and p.document.date_inferred
+    assert p.document.doc_id == "yj-docx" and p.document.date == "" and not p.document.date_inferred
     p = run({"file": ("a.pdf", html, "application/pdf")})  # a web page saved as .pdf: read and kept as HTML
     assert p.document.extra["original_format"] == "html" and p.document.extra["original_name"] == "a.pdf"
     assert p.original is not None and p.original.suffix == ".html" and p.original.data == html

@@ -10,7 +10,7 @@ import pytest
 
 from corpus.documents import render_document
 from corpus.pipeline import load_chunked_corpus
-from corpus.regulation import articles_in
+from corpus.structure import articles_in
 from index.builder import ModelInfo, build_index
 from index.segmentation import Segmenter
 from index.store import load_index

@@ -268,3 +268,46 @@ def test_upload_form_then_cite_the_original(browser: Browser, tmp_path: Path, ar
         page.screenshot(path=str(artifacts_dir / "web-citation-origin.png"), full_page=True)
         # the browser logs the refused upload (401/403) as a console error; nothing else may go wrong
         assert not [p for p in problems if "40" not in p], "\n".join(problems)
+
+
+def test_regulation_dates_and_superseded_version(browser: Browser, tmp_path: Path, artifacts_dir: Path) -> None:
+    """Two versions of a regulation uploaded as Word files: the list tags the older one 已被取代, its page links to
+    the current one, and a citation's card shows the regulation's 通过 / 批准 / 施行 dates."""
+    from conftest import ADMIN_TOKEN
+
+    from corpus.formats.measure_regulations import RAW
+
+    names = {"gy-2019": "贵州省__2019_贵阳市建设生态文明城市条例.docx", "gy-2021": "贵州省__2021_贵阳市建设生态文明城市条例.docx"}
+    if not all((RAW / n).is_file() for n in names.values()):
+        pytest.skip(f"the regulations corpus is not at {RAW} (set POLICYQA_REGULATIONS_DIR)")
+    ws = make_workspace(tmp_path / "regulations")
+    server = LiveServer(ws, ws.env(POLICYQA_REBUILD_DELAY_S="0.5"), name="web-regulations", factory=APP)
+    with running(server, READY_TIMEOUT_S), watched_page(browser, server.url) as (page, problems):
+        with server.client(ADMIN_TOKEN) as admin:
+            for doc_id, name in names.items():
+                r = admin.post("/v1/documents", files={"file": (name, (RAW / name).read_bytes())},
+                               data={"doc_id": doc_id})
+                assert r.status_code == 201, r.text
+        page.goto(f"{server.url}/#docs")
+        old = page.locator('#doc-list button.doc-item[data-doc-id="gy-2019"]')
+        expect(old.locator(".tag", has_text="已被取代")).to_have_count(1)
+        expect(page.locator('#doc-list button.doc-item[data-doc-id="gy-2021"] .tag', has_text="已被取代")) \
+            .to_have_count(0)
+        expect(page.locator('#doc-list button.doc-item .tag', has_text="索引中")).to_have_count(0, timeout=240_000)
+        old.click()
+        expect(page.locator("#doc-detail .doc-facts")).to_contain_text("2013-02-04")  # 通过日期
+        expect(page.locator("#doc-detail .doc-facts")).to_contain_text("批准日期")
+        expect(page.locator("#doc-detail .superseded a")).to_have_attribute("href", "#docs/gy-2021")
+        page.screenshot(path=str(artifacts_dir / "web-regulation-superseded.png"), full_page=True)
+
+        page.get_by_role("link", name="问答").click()
+        data = _ask(page, "在贵阳市随地吐痰的罚款是多少？")
+        assert not data["refused"], data["answer"]
+        n = next(c["n"] for c in data["citations"] if c["doc_id"] in names)
+        page.locator(f'#answer .answer-text button.cite-marker[data-n="{n}"]').click()
+        facts = page.locator("#source .policy-facts")
+        expect(facts).to_contain_text("通过日期")
+        expect(facts).to_contain_text("施行日期")
+        expect(facts).to_contain_text("2013-05-01")
+        page.screenshot(path=str(artifacts_dir / "web-regulation-citation.png"), full_page=True)
+        assert not problems, "\n".join(problems)

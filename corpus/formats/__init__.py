@@ -5,7 +5,8 @@ metadata found in them (title, date, source, and policy fields such as 发文字
 `extract(data, filename)` picks the format from the bytes (corpus/formats/sniff.py: PDF, Word 2007+ zip,
 Word 97–2003 OLE2, Word's one-file XML, HTML, text; the extension only tells the text kinds apart), and
 raises FormatError (a DocumentError: code + Chinese and English message naming the file) for anything it
-cannot turn into a non-empty document. The project's own cleaning (corpus/cleaning.py) runs later, on the
+cannot turn into a non-empty document. A local regulation (地方性法规) gets its name, meetings, dates and
+place from its own text (corpus/formats/regulation.py). The project's own cleaning (corpus/cleaning.py) runs later, on the
 stored text, as for every other document.
 """
 
@@ -15,6 +16,7 @@ import re
 
 from corpus.formats.base import PROVENANCE_VERSION, Extracted, FormatError, Span, TextBuilder
 from corpus.formats.policy import find_policy_metadata, iso_date
+from corpus.formats.regulation import DOC_TYPE, NOT_FOR_REGULATIONS, cited_date, find_regulation_metadata
 from corpus.formats.sniff import EXTENSIONS, detect
 
 __all__ = ["EXTENSIONS", "PROVENANCE_VERSION", "Extracted", "FormatError", "Span", "TextBuilder", "detect",
@@ -54,12 +56,20 @@ def extract(data: bytes, filename: str, kind: str | None = None) -> Extracted:
     if len(_LETTER.findall(out.text)) < MIN_TEXT_CHARS:
         raise FormatError("empty_extraction", filename, "没有提取到正文文字", "no text could be extracted")
     metadata = {**out.metadata, **find_policy_metadata(out.text)}
+    regulation = find_regulation_metadata(out.text)
+    if regulation:  # its name, meetings and dates from the text: never the file's properties or cover lines
+        for key in NOT_FOR_REGULATIONS:
+            metadata.pop(key, None)
+        metadata.update(regulation)
     return Extracted(out.kind, out.text, out.spans, metadata)
 
 
 def document_date(metadata: dict[str, str]) -> tuple[str | None, str]:
     """The date a document is cited with and the evidence: the issue date (成文日期) first, then the
-    publication date, then a date in the page's metadata. (None, "") when none is known."""
+    publication date, then a date in the page's metadata; for a regulation its 公布 date, else the date its
+    version was passed (corpus.formats.regulation.cited_date). (None, "") when none is known."""
+    if metadata.get("doc_type") == DOC_TYPE:
+        return cited_date(metadata)
     for key, label in (("written_date", "成文日期"), ("published_date", "发布日期"), ("page_date", "网页元数据日期")):
         value = metadata.get(key)
         iso = iso_date(value) if value else None

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from corpus.regulation import article_at
+from corpus.structure import article_at
 from index.store import LoadedIndex
 from service.answering.candidates import Candidate, clause_bounds
 

@@ -127,7 +127,7 @@ class OriginalFile(BaseModel):
 class DocumentSummary(BaseModel):
     doc_id: str
     title: str
-    date: str
+    date: str = Field(description="the date it is cited with (ISO); \"\" when the document states none")
     date_inferred: bool = False
     source: str
     region: str
@@ -138,6 +138,25 @@ class DocumentSummary(BaseModel):
     published_date: str | None = Field(None, description="发布日期 (ISO)")
     effective_date: str | None = Field(None, description="施行日期 (ISO)")
     validity: str | None = Field(None, description="有效期 as written")
+    doc_type: str | None = Field(None, description="regulation: a local regulation (地方性法规), read from its text")
+    adopted_date: str | None = Field(None, description="regulation: passed (通过) on (ISO)")
+    adopted_by: str | None = Field(None, description="regulation: the meeting that passed it")
+    approved_date: str | None = Field(None, description="regulation: approved (批准) on (ISO)")
+    approved_by: str | None = Field(None, description="regulation: the meeting that approved it")
+    revised_date: str | None = Field(None, description="regulation: its latest revision (修正/修订), which made this "
+                                                       "version (ISO)")
+    revised_by: str | None = Field(None, description="regulation: the meeting of its latest revision")
+    revisions: str | None = Field(None, description="regulation: every revision, `2019-01-19 修正；2020-03-31 修正`")
+    place: str | None = Field(None, description="the city or province it is of (江门市, 广东省)")
+    province: str | None = Field(None, description="its province (广东省)")
+    version: str | None = Field(None, description="regulation: the year of this version")
+    version_current: bool | None = Field(None, description="regulation: the newest stored version of its name and "
+                                                           "place (null: not a regulation)")
+    superseded_by: str | None = Field(None, description="regulation: the doc_id of the newer version that "
+                                                        "supersedes it (已被新版本取代)")
+    version_group: str | None = Field(None, description="regulation: place and name its versions share")
+    corrected: str | None = Field(None, description="when its metadata was last corrected (PATCH), UTC")
+    corrected_fields: str | None = Field(None, description="the fields ever corrected, comma-separated")
     original: OriginalFile | None = Field(None, description="the uploaded file this document was extracted from")
     content_hash: str | None = Field(None, description="sha256 of the stored file")
     chunks: int = Field(description="chunks of this document in the current index generation")
@@ -171,6 +190,31 @@ class DocumentCreated(BaseModel):
     doc_id: str
     title: str
     content_hash: str
+    job_id: str | None = Field(None, description="the rebuild job, with ?rebuild=true")
+
+
+class DocumentCorrection(BaseModel):
+    """The front-matter fields to correct; null (or "") removes an optional one. Any other lowercase field name
+    (e.g. approved_date, adopted_by, province, doc_type) may be given as a string too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    title: str | None = Field(None, max_length=500)
+    date: str | None = Field(None, description="ISO date: YYYY, YYYY-MM or YYYY-MM-DD; null: no date")
+    place: str | None = Field(None, max_length=200)
+    version: str | None = Field(None, max_length=100)
+    published_date: str | None = Field(None, description="ISO date")
+    effective_date: str | None = Field(None, description="ISO date")
+    issuer: str | None = Field(None, max_length=500)
+    source: str | None = Field(None, max_length=500)
+
+
+class DocumentCorrected(BaseModel):
+    doc_id: str
+    title: str
+    content_hash: str
+    changed: list[str] = Field(description="the fields whose value changed (empty: nothing was written)")
+    corrected: str | None = Field(None, description="when (UTC)")
     job_id: str | None = Field(None, description="the rebuild job, with ?rebuild=true")
 
 
@@ -253,8 +297,8 @@ class NewDocument(BaseModel):
 
     title: str = Field(min_length=1, max_length=500)
     text: str = Field(min_length=1, description="the article body as captured (Markdown allowed)")
-    date: str | None = Field(None, description="ISO date: YYYY, YYYY-MM or YYYY-MM-DD; default: today, "
-                                               "marked date_inferred")
+    date: str | None = Field(None, description="ISO date: YYYY, YYYY-MM or YYYY-MM-DD; default: none (the "
+                                               "document is undated: no date is made up)")
     source: str | None = Field(None, max_length=500)
     url: str | None = Field(None, max_length=2000)
     doc_id: str | None = Field(None, description="ASCII slug; default doc-<sha256(text)[:12]>",

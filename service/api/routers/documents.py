@@ -1,6 +1,6 @@
-"""Documents: list, read, add and delete stored articles.
+"""Documents: list, read, add, correct and delete stored articles.
 
-An add or delete schedules an automatic rebuild (POLICYQA_AUTO_REBUILD); until it lands the list shows
+An add, correction or delete schedules an automatic rebuild (POLICYQA_AUTO_REBUILD); until it lands the list shows
 the document as `indexing` (added) or `removing` (deleted). A deleted document is never cited again from
 the moment its DELETE returns: the retriever leaves out documents whose files are gone.
 """
@@ -15,12 +15,21 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from corpus.cleaning import clean_document
+from corpus.formats.regulation import KEYS as REGULATION_KEYS
 from corpus.provenance import original_path
+from corpus.versions import VersionInfo, version_status
 from index.store import LoadedIndex
 from service.api.auth import admin_dependency
 from service.api.errors import ApiError, bilingual, responses
 from service.api.middleware import request_body_limit
-from service.api.models import DocumentCreated, DocumentDeleted, DocumentDetail, DocumentList
+from service.api.models import (
+    DocumentCorrected,
+    DocumentCorrection,
+    DocumentCreated,
+    DocumentDeleted,
+    DocumentDetail,
+    DocumentList,
+)
 from service.api.state import AppContext, context
 from service.api.uploads import (
     DOC_ID_PATTERN,
@@ -29,7 +38,7 @@ from service.api.uploads import (
     prepare_upload,
     read_body,
 )
-from service.documents_api import check_doc_id, not_found
+from service.documents_api import check_corrections, check_doc_id, not_found
 from service.settings import Settings
 
 log = logging.getLogger("policyqa")
@@ -38,7 +47,8 @@ DocId = Annotated[str, Path(min_length=1, max_length=128, pattern=DOC_ID_PATTERN
                             description="document id (lowercase ASCII slug)")]
 
 
-POLICY_FIELDS = ("doc_number", "issuer", "written_date", "published_date", "effective_date", "validity")
+POLICY_FIELDS = tuple(dict.fromkeys(("doc_number", "issuer", "written_date", "published_date", "effective_date",
+                                     "validity", *REGULATION_KEYS, "corrected", "corrected_fields")))
 ORIGINAL_TYPES = {  # content type, shown inline (else a download)
     "pdf": ("application/pdf", True),
     "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", False),
@@ -50,7 +60,7 @@ ORIGINAL_TYPES = {  # content type, shown inline (else a download)
 
 
 def summary(doc_meta: dict[str, Any], idx: LoadedIndex | None, content_hash: str | None,
-            stored: bool = True) -> dict[str, Any]:
+            stored: bool = True, version: VersionInfo | None = None) -> dict[str, Any]:
     indexed_doc = idx.documents.get(doc_meta["doc_id"]) if idx is not None else None
     indexed = indexed_doc is not None and (content_hash is None or indexed_doc.content_hash == content_hash)
     out = {"doc_id": doc_meta["doc_id"], "title": doc_meta["title"], "date": doc_meta["date"],
@@ -59,6 +69,9 @@ def summary(doc_meta: dict[str, Any], idx: LoadedIndex | None, content_hash: str
            "chunks": indexed_doc.chunks if indexed_doc is not None else 0, "indexed": indexed,
            "stored": stored, "state": "removing" if not stored else "indexed" if indexed else "indexing"}
     out.update({k: str(doc_meta[k]) if doc_meta.get(k) else None for k in POLICY_FIELDS})
+    out["version_current"] = out["superseded_by"] = out["version_group"] = None
+    if version is not None and version.group:  # a regulation: is a newer version of it stored?
+        out.update(version_current=version.current, superseded_by=version.superseded_by, version_group=version.group)
     fmt = doc_meta.get("original_format")
     out["original"] = ({"format": str(fmt), "name": str(doc_meta.get("original_name") or ""),
                         "url": f"/v1/documents/{doc_meta['doc_id']}/original"}
@@ -81,7 +94,8 @@ def router(settings: Settings) -> APIRouter:
         ctx.watcher.check(first=False)
         idx = ctx.watcher.loaded()
         loaded = ctx.store.load()
-        docs = [summary(d.metadata(), idx, d.content_hash) for d in loaded.documents]
+        versions = version_status(loaded.documents)
+        docs = [summary(d.metadata(), idx, d.content_hash, version=versions.get(d.doc_id)) for d in loaded.documents]
         stored_ids = {d.doc_id for d in loaded.documents}
         pending = sorted(set(idx.documents) - stored_ids) if idx is not None else []
         problems = [{"file": p.path.name, "code": p.code, "message": bilingual(p.message_zh, p.message_en)}
@@ -100,14 +114,17 @@ def router(settings: Settings) -> APIRouter:
         indexed = idx.documents.get(doc_id) if idx is not None else None
         generation = idx.generation if idx is not None else None
         if doc is not None:
-            out = summary(doc.metadata(), idx, doc.content_hash)
+            version = (version_status(ctx.store.load().documents).get(doc_id)
+                       if doc.extra.get("doc_type") == "regulation" else None)
+            out = summary(doc.metadata(), idx, doc.content_hash, version=version)
             text = indexed.text if indexed is not None and out["indexed"] else clean_document(doc).text
             return {**out, "generation": generation, "text": text, "raw": doc.raw}
         if indexed is not None:  # deleted, still in the current generation: older citations need its text
             meta = {**indexed.extra, "doc_id": indexed.doc_id, "title": indexed.title, "date": indexed.date,
                     "date_inferred": indexed.date_inferred, "source": indexed.source, "region": indexed.region,
                     "url": indexed.url}
-            out = summary(meta, idx, indexed.content_hash, stored=False)
+            out = summary(meta, idx, indexed.content_hash, stored=False, version=idx.versions.get(doc_id)
+                          if idx is not None else None)
             return {**out, "generation": generation, "text": indexed.text, "raw": None}
         raise not_found(doc_id)
 
@@ -162,6 +179,29 @@ def router(settings: Settings) -> APIRouter:
             job, _ = await anyio.to_thread.run_sync(ctx.start_job)
             out["job_id"] = job.job_id
         return JSONResponse(out, status_code=201, headers={"Location": f"/v1/documents/{doc.doc_id}"})
+
+    @api.patch("/v1/documents/{doc_id}", response_model=DocumentCorrected, tags=["admin"],
+               summary="Correct a document's metadata (admin) / 更正文档信息（管理）",
+               description="JSON `{title?, date?, place?, version?, effective_date?, published_date?, issuer?, …}`: "
+                           "the front-matter fields to set (a string; dates ISO) or remove (null). The body stays "
+                           "byte for byte, so citation offsets and provenance stay true; the previous file goes "
+                           "to the documents folder's `.trash/`. The document records `corrected` (when) and "
+                           f"`corrected_fields`. {auto}; `?rebuild=true` starts one now.",
+               responses=responses(401, 403, 404, 413, 422, 507), dependencies=[Depends(require_admin)])
+    def correct_document(doc_id: DocId, correction: DocumentCorrection, ctx: Annotated[AppContext, Depends(context)],
+                         rebuild: Annotated[bool, Query(description="start an index rebuild now")] = False,
+                         ) -> dict[str, Any]:
+        check_doc_id(doc_id)
+        changes = check_corrections(correction.model_dump(exclude_unset=True))
+        done = ctx.store.correct(doc_id, changes)
+        job_id = None
+        if done.changed:
+            log.info("document %s corrected (%s)", doc_id, ", ".join(done.changed))
+            ctx.documents_changed()
+            job_id = ctx.start_job()[0].job_id if rebuild else None
+        doc = done.document
+        return {"doc_id": doc.doc_id, "title": doc.title, "content_hash": doc.content_hash,
+                "changed": list(done.changed), "corrected": doc.extra.get("corrected"), "job_id": job_id}
 
     @api.delete("/v1/documents/{doc_id}", response_model=DocumentDeleted, tags=["admin"],
                 summary="Delete a document (admin) / 删除文档（管理）",

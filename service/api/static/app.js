@@ -97,10 +97,22 @@
     }
     return facts.childElementCount ? facts : null;
   }
+  // A regulation's dates: 通过 (passed), 批准 (approved), 修改 (latest revision), 公布 (published), 施行 (in force).
   const CARD_FACTS = [["doc_number", "发文字号"], ["issuer", "发文机关"], ["written_date", "成文日期"],
-    ["effective_date", "施行日期"]];
-  const DETAIL_FACTS = [["doc_number", "发文字号"], ["issuer", "发文机关"], ["written_date", "成文日期"],
-    ["published_date", "发布日期"], ["effective_date", "施行日期"], ["validity", "有效期"]];
+    ["adopted_date", "通过日期"], ["approved_date", "批准日期"], ["revised_date", "修改日期"],
+    ["published_date", "公布日期"], ["effective_date", "施行日期"]];
+  const DETAIL_FACTS = [["doc_number", "发文字号"], ["issuer", "发文机关"], ["place", "所属地方"],
+    ["province", "所属省份"], ["version", "版本"], ["written_date", "成文日期"], ["adopted_date", "通过日期"],
+    ["adopted_by", "通过会议"], ["approved_date", "批准日期"], ["approved_by", "批准会议"],
+    ["revisions", "修改记录"], ["published_date", "公布日期"], ["effective_date", "施行日期"],
+    ["validity", "有效期"], ["corrected", "信息更正于"]];
+
+  /** "已被新版本取代" with a link to the current version, or null when the document is current. */
+  function supersededNote(doc) {
+    if (!doc || typeof doc.superseded_by !== "string" || !doc.superseded_by) return null;
+    return el("p", { class: "hint superseded" }, "已被新版本取代（superseded）：",
+      el("a", { href: `#docs/${encodeURIComponent(doc.superseded_by)}`, text: "查看现行版本" }));
+  }
 
   // ---- API ---------------------------------------------------------------------------------------
 
@@ -544,6 +556,8 @@
     const body = [header];
     const facts = policyFacts(doc, CARD_FACTS);
     if (facts) header.append(facts);
+    const superseded = supersededNote(doc);
+    if (superseded) header.append(superseded);
     if (found) {
       const passage = el("p", { class: "passage" });
       if (found.clippedBefore) passage.append("…");
@@ -641,6 +655,7 @@
           el("span", { class: "doc-title", text: d.title || d.doc_id }),
           el("span", { class: "doc-meta", text: metaLine(d.doc_number, d.issuer, d.date, d.source) }),
           kind ? el("span", { class: "tag tag-format", text: kind }) : null,
+          d.superseded_by ? el("span", { class: "tag", text: "已被取代" }) : null,
           d.state === "indexing" ? el("span", { class: "tag", text: "索引中" }) : null,
           d.state === "removing" ? el("span", { class: "tag", text: "删除中" }) : null);
         button.addEventListener("click", () => { location.hash = `#docs/${encodeURIComponent(d.doc_id)}`; });
@@ -740,7 +755,7 @@
         fact("原文链接", el("a", { href: doc.url, rel: "noopener noreferrer", target: "_blank", text: doc.url }));
       }
       docDetail.replaceChildren(back,
-        el("h3", { class: "doc-heading", text: doc.title || doc.doc_id }), facts,
+        el("h3", { class: "doc-heading", text: doc.title || doc.doc_id }), facts, supersededNote(doc) || "",
         el("div", { class: "doc-text", text: String(doc.text || "") }));
       docDetail.focus({ preventScroll: true });
     } catch (err) {

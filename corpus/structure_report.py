@@ -1,6 +1,6 @@
 """Structure figures for a folder of regulations (Word/PDF/text files), as the pipeline sees them:
 
-    python -m corpus.regulation_report [../shared/corpora/regulations/raw]
+    python -m corpus.structure_report [../shared/corpora/regulations/raw]
 
 Each file is extracted (corpus.formats), cleaned and chunked with the default chunker. Printed as JSON: how many
 files extract, how many are recognised as regulations, their articles, the chunk-length distribution, the chunks
@@ -19,7 +19,7 @@ from pathlib import Path
 from corpus.chunking import chunk_document
 from corpus.cleaning import clean_document
 from corpus.documents import DocumentError, parse_document, render_document
-from corpus.regulation import article_start, articles_in
+from corpus.structure import article_start, articles_in
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "regulations" / "raw"
 

@@ -52,7 +52,7 @@ def group_key(doc: Versioned) -> str:
     return f"{place}|{name}"
 
 
-def _order(doc: Versioned) -> tuple[str, str, str, str]:
+def version_order(doc: Versioned) -> tuple[str, str, str, str]:
     extra = doc.extra
     made = max((extra.get(k) or "" for k in ("revised_date", "approved_date", "adopted_date")), default="")
     return (made or extra.get("version") or doc.date, extra.get("published_date") or "",
@@ -69,10 +69,10 @@ def version_status(docs: Iterable[Versioned]) -> dict[str, VersionInfo]:
         else:
             out[doc.doc_id] = VersionInfo(True, None, "", doc.extra.get("version") or "")
     for key, members in groups.items():
-        newest = max(_order(d) for d in members)
-        current = sorted(d.doc_id for d in members if _order(d) == newest)
+        newest = max(version_order(d) for d in members)
+        current = sorted(d.doc_id for d in members if version_order(d) == newest)
         for d in members:
-            is_current = _order(d) == newest
+            is_current = version_order(d) == newest
             out[d.doc_id] = VersionInfo(is_current, None if is_current else current[0], key,
                                         d.extra.get("version") or "")
     return out

@@ -27,12 +27,12 @@ def _index(*docs: StoredDocument) -> Any:
 
 
 CORPUS = _index(
-    _doc("jiangmen", "江门市文明行为促进条例", doc_type="regulation", version_date="2021-01-22"),
-    _doc("heihe", "黑河市文明行为促进条例", doc_type="regulation", version_date="2020-06-01"),
-    _doc("guangdong", "广东省文明行为促进条例", doc_type="regulation", version_date="2021-07-30"),
-    _doc("zhuhai-2013", "珠海经济特区生态文明建设促进条例", doc_type="regulation", version_date="2013-12-19"),
-    _doc("zhuhai-2019", "珠海经济特区生态文明建设促进条例", doc_type="regulation", version_date="2019-06-04"),
-    _doc("zhuhai-2020", "珠海经济特区生态文明建设促进条例", doc_type="regulation", version_date="2020-12-03"),
+    _doc("jiangmen", "江门市文明行为促进条例", doc_type="regulation", approved_date="2021-01-22"),
+    _doc("heihe", "黑河市文明行为促进条例", doc_type="regulation", approved_date="2020-06-01"),
+    _doc("guangdong", "广东省文明行为促进条例", doc_type="regulation", approved_date="2021-07-30"),
+    _doc("zhuhai-2013", "珠海经济特区生态文明建设促进条例", doc_type="regulation", approved_date="2013-12-19"),
+    _doc("zhuhai-2019", "珠海经济特区生态文明建设促进条例", doc_type="regulation", approved_date="2019-06-04"),
+    _doc("zhuhai-2020", "珠海经济特区生态文明建设促进条例", doc_type="regulation", approved_date="2020-12-03"),
     _doc("news", "党建引领 奋进新程", date="2022-09-26"),
 )
 REGS = {"jiangmen", "heihe", "guangdong", "zhuhai-2013", "zhuhai-2019", "zhuhai-2020"}
@@ -156,8 +156,8 @@ def test_fine_for_the_named_behaviour_and_party() -> None:
 
 def test_the_regulation_the_question_names_among_a_places_two() -> None:
     corpus = _index(
-        _doc("dg-civil", "东莞市文明行为促进条例", doc_type="regulation", version_date="2022-12-01"),
-        _doc("dg-eco", "东莞市生态文明建设促进与保障条例", doc_type="regulation", version_date="2018-08-30"))
+        _doc("dg-civil", "东莞市文明行为促进条例", doc_type="regulation", approved_date="2022-12-01"),
+        _doc("dg-eco", "东莞市生态文明建设促进与保障条例", doc_type="regulation", approved_date="2018-08-30"))
     named = decide("东莞市文明行为促进条例什么时候施行？", corpus)
     assert named.denied == frozenset({"dg-eco"})
     both = decide("东莞遛狗不牵绳罚多少钱？", corpus)

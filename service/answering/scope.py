@@ -3,9 +3,10 @@ places and several versions of some: the named place's regulations only (never a
 current version unless the question asks about an older one's time, the operator's default place when the
 question names none.
 
-A regulation is a document whose metadata says `doc_type: regulation`, or whose title names a place and ends
-like one (…条例, …规定, …办法). Its place is its `place` field, else the place its title starts with.
-Documents that are not regulations (news articles) are never restricted here: the answering filters judge them.
+A regulation is a document whose metadata says `doc_type: regulation` (corpus/formats/regulation.py reads it from
+the text); its place is its `place` field, else the place its title starts with; its versions are grouped by
+corpus/versions.py. Documents that are not regulations (news articles) are never restricted here: the answering
+filters judge them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus.versions import REGULATION, version_order, version_status
 from index.gazetteer import Division, load_divisions
 from index.store import LoadedIndex, StoredDocument
 
-_REGULATION_TITLE = re.compile(r"(?:条例|规定|办法|细则|决定)$")
 _SPECIAL_ZONE = "经济特区"
 # words that make a question one about a regulation (asked of a place with no regulation here: refused so)
 _ASKS_REGULATION = re.compile(
@@ -29,8 +30,6 @@ _ASKS_REGULATION = re.compile(
 _OLDER = re.compile(r"修订前|修改前|修正前|旧版|老版|原来的?(?:条例|规定)|之前的版本|上一版|前一版")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _VERSION_ASKED = re.compile(r"((?:19|20)\d{2})\s*年(?:版|的版本|修订|修正|制定|颁布|通过|出台|的(?:条例|规定|办法))")
-_DATE_KEYS = ("version_date", "revised_date", "published_date", "approved_date", "adopted_date", "effective_date",
-              "date")
 
 
 @dataclass(frozen=True)
@@ -40,16 +39,10 @@ class Regulation:
     place: str  # 江门市 ("" when unknown)
     province: str  # 广东省 ("" when unknown or itself a province)
     name: str  # the title without its place: 文明行为促进条例
-    version: str  # ISO date the version is of (its latest passing/revision/publication), "" unknown
+    version: str  # ISO date that made the version (its latest revision, approval or passing), "" unknown
     effective: str  # ISO 施行 date, "" unknown
-
-    @property
-    def group(self) -> tuple[str, str]:
-        return self.place, self.name
-
-    @property
-    def year(self) -> str:
-        return self.version[:4]
+    year: str  # the version's year as stored ("" unknown)
+    group: str  # corpus/versions.py's group: the versions of one regulation share it
 
 
 @dataclass(frozen=True)
@@ -64,9 +57,6 @@ class RegulationView:
         names = {division.name, division.short}
         return [r for r in self.regulations.values() if r.place in names]
 
-    def group_of(self, doc_id: str) -> list[Regulation]:
-        r = self.regulations[doc_id]
-        return sorted((o for o in self.regulations.values() if o.group == r.group), key=lambda o: o.version)
 
 
 @dataclass(frozen=True)
@@ -129,35 +119,23 @@ def _place_of(doc: StoredDocument) -> tuple[str, str, str]:
 
 
 def is_regulation(doc: StoredDocument) -> bool:
-    kind = doc.extra.get("doc_type", "")
-    if kind:
-        return kind == "regulation"
-    return bool(_REGULATION_TITLE.search(doc.title.strip())) and bool(load_divisions().find(doc.title[:12]))
+    return doc.extra.get("doc_type", "") == REGULATION
 
 
 def build_view(documents: Mapping[str, StoredDocument]) -> RegulationView:
+    status = version_status(documents.values())
     regs: dict[str, Regulation] = {}
     for doc_id, doc in documents.items():
         if not is_regulation(doc):
             continue
         place, province, name = _place_of(doc)
-        version = next((v for k in _DATE_KEYS if (v := _iso(doc.extra.get(k, "") if k != "date" else doc.date))), "")
-        if doc.extra.get("version_date"):
-            version = _iso(doc.extra["version_date"])
+        version = _iso(version_order(doc)[0])
+        year = doc.extra.get("version", "")[:4] or version[:4]
         regs[doc_id] = Regulation(doc_id, doc.title, place, province, name, version,
-                                  _iso(doc.extra.get("effective_date", "")))
-    groups: dict[tuple[str, str], list[Regulation]] = {}
-    for r in regs.values():
-        groups.setdefault(r.group, []).append(r)
-    current: set[str] = set()
-    superseded: dict[str, str] = {}
-    for members in groups.values():
-        newest = max(members, key=lambda r: (r.version, r.effective, r.doc_id))
-        current.add(newest.doc_id)
-        for r in members:
-            if r is not newest:
-                superseded[r.doc_id] = newest.doc_id
-    return RegulationView(regs, frozenset(current), superseded)
+                                  _iso(doc.extra.get("effective_date", "")), year, status[doc_id].group)
+    current = frozenset(d for d in regs if status[d].current)
+    superseded = {d: s for d in regs if (s := status[d].superseded_by) is not None}
+    return RegulationView(regs, current, superseded)
 
 
 def _versions_for(view: RegulationView, docs: list[Regulation], question: str) -> tuple[set[str], list[str],
@@ -169,7 +147,7 @@ def _versions_for(view: RegulationView, docs: list[Regulation], question: str) -
     keep: set[str] = set()
     consumed: set[str] = set()
     notes: list[str] = []
-    groups: dict[tuple[str, str], list[Regulation]] = {}
+    groups: dict[str, list[Regulation]] = {}
     for r in docs:
         groups.setdefault(r.group, []).append(r)
     for members in groups.values():

@@ -27,19 +27,27 @@ if TYPE_CHECKING:
     from service.llm.generate import AnswerMode
 
 
-def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True) -> tuple[Any, dict[str, Any]]:
-    """The engine for a set, and what preparing it did (external sets: their cached corpus and index)."""
+def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True,
+                seeds: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The engine for a set, and what preparing it did: external sets and (``seeds``) the shipped sets over the
+    seed articles run on their own cached corpus and index, never the live data directory."""
     from eval.external import ensure_index, is_external
+    from eval.seedcorpus import seed_settings
     from service.engine import Engine
 
-    if not is_external(set_name):
-        engine = Engine(settings)
+    external = is_external(set_name)
+    if not external and not seeds:
+        engine = Engine(settings)  # a question file of one's own: the configured data directory
         engine.ensure_index()
         return engine, {}
     from service.cli import TqdmProgress
 
     t0 = time.perf_counter()
-    settings, failed = prepare_external(set_name, settings)
+    failed: tuple[tuple[str, str], ...] | None = None
+    if external:
+        settings, failed = prepare_external(set_name, settings)
+    else:
+        settings = seed_settings(settings)[0]
     engine = Engine(settings)
     t1 = time.perf_counter()
     bar = TqdmProgress(enabled=not quiet)
@@ -49,10 +57,11 @@ def _engine_for(set_name: str, settings: Settings, *, quiet: bool = True) -> tup
         bar.close()
     t2 = time.perf_counter()
     info: dict[str, Any] = {"corpus_dir": str(settings.corpus_dir), "index_dir": str(settings.index_dir),
-                            "ids": str(settings.corpus_dir.parent / "ids.json"),
                             "materialise_s": round(t1 - t0, 2), "index_s": round(t2 - t1, 2), "built": None}
     if failed is not None:  # a set of original files: which of them could not be ingested
         info["failed"] = [{"file": f, "reason": r} for f, r in failed]
+    if external:
+        info["ids"] = str(settings.corpus_dir.parent / "ids.json")
     if result is not None:
         info["built"] = {"generation": result.generation, "chunks": result.chunks, "embedded": result.embedded,
                          "cached": result.cached, "seconds": round(result.seconds, 2)}
@@ -109,18 +118,22 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = Path(args.out) if args.out else RUNS_DIR / name / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
-    engine, external = _engine_for(name, settings, quiet=args.quiet)
+    from eval.seedcorpus import is_seed_set
+
+    engine, prepared = _engine_for(name, settings, quiet=args.quiet, seeds=is_seed_set(args.set))
     t_ready = time.perf_counter()
     meta: dict[str, Any] = {"set": name, "modes": modes, "answer_modes": answer_modes, "questions": len(questions), "limit": args.limit,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "policyqa eval run " + " ".join(shlex.quote(a) for a in args.argv_tail),
             "index": index_fingerprint(engine.index.manifest)}
     doc_ids = None
-    if external:
+    if "ids" in prepared:
         from eval.external import load_id_map
 
-        meta["external"] = external
-        doc_ids = load_id_map(Path(external["ids"])).to_external  # run.jsonl reports the set's own doc ids
+        meta["external"] = prepared
+        doc_ids = load_id_map(Path(prepared["ids"])).to_external  # run.jsonl reports the set's own doc ids
+    elif prepared:
+        meta["seed_copy"] = prepared  # the pristine copy of the seed articles the set ran on
     meta_path = run_dir / "meta.json"
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if engine.llm is not None and answer_modes != ["extractive"]:

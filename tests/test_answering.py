@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.answering import verify_citation
+from service.answering import Answer, verify_citation
 from service.answering.answerer import Answerer
 from service.answering.candidates import PassageReader
 
@@ -198,16 +198,30 @@ def test_a_lower_passage_can_still_win_below_the_sure_margin(real_engine) -> Non
     assert a.short_answer == "21万多名" and a.signals["lower_margin"] > a.signals["rank1_margin"]
 
 
-def test_reading_less_changes_no_answer(real_engine) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def set_answers(real_engine) -> dict[str, Answer]:  # type: ignore[no-untyped-def]
+    """The engine's answer to every question of every shipped set (dev, calib, smoke), computed once for the
+    tests below that read them all."""
+    answerer = real_engine.answerer()
+    out: dict[str, Answer] = {}
+    for path in SETS:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and (q := json.loads(line)["question"]) not in out:
+                out[q] = answerer.answer(q)
+    return out
+
+
+def test_reading_less_changes_no_answer(real_engine, set_answers: dict[str, Answer]) -> None:  # type: ignore[no-untyped-def]
     """Over the dev set (not the calibration set the sure margin was fitted on), settling on a sure first
     passage gives the answers that reading every passage gives."""
     questions = [json.loads(line)["question"] for line in Path("eval/sets/seeds-dev.jsonl").read_text(
         encoding="utf-8").splitlines() if line.strip()]
-    early, _ = _recording(real_engine)
-    full, _ = _recording(real_engine, sure_margin=math.inf)
+    base = real_engine.answerer()
+    assert math.isfinite(base.thresholds.sure_margin)
+    full = base.with_thresholds(replace(base.thresholds, sure_margin=math.inf))
     settled, differ = 0, []
     for q in questions:
-        a, b = early.answer(q), full.answer(q)
+        a, b = set_answers[q], full.answer(q)
         settled += a.signals.get("passages_read") == 1
         if (a.short_answer, a.refused, a.citations) != (b.short_answer, b.refused, b.citations):
             differ.append((q, a.short_answer, b.short_answer))
@@ -215,15 +229,12 @@ def test_reading_less_changes_no_answer(real_engine) -> None:  # type: ignore[no
     assert len(differ) <= 2, differ  # measured: none; room for a margin that another CPU rounds across
 
 
-def test_every_citation_of_every_question_set_verifies(real_engine) -> None:  # type: ignore[no-untyped-def]
+def test_every_citation_of_every_question_set_verifies(real_engine, set_answers: dict[str, Answer]) -> None:  # type: ignore[no-untyped-def]
     n = 0
-    for path in SETS:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            a = real_engine.answer(json.loads(line)["question"])
-            for c in a.citations:
-                verify_citation(real_engine.index, c)
-                assert real_engine.index.documents[c.doc_id].text[c.start:c.end] == c.quote
-                n += 1
+    assert len(set_answers) > 300
+    for a in set_answers.values():
+        for c in a.citations:
+            verify_citation(real_engine.index, c)
+            assert real_engine.index.documents[c.doc_id].text[c.start:c.end] == c.quote
+            n += 1
     assert n > 100

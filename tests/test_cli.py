@@ -57,6 +57,26 @@ def json_lines(out: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def test_a_cold_ask_loads_both_models_side_by_side_with_one_tokenizer(real_engine: Engine) -> None:
+    """`policyqa ask` in a new process: Engine.preload loads the encoder and the reader in two threads at once
+    (one lock per model, not the engine's one), and the tokenizer.json they share is parsed once."""
+    from index.tokenizer_files import load_tokenizer
+    from service.engine import Engine as EngineClass
+
+    engine = EngineClass(real_engine.settings)
+    threads = engine.preload()
+    assert len(threads) == 2
+    for t in threads:
+        t.join(timeout=300)
+        assert not t.is_alive()
+    assert engine._encoder is not None and engine._reader is not None  # loaded by the threads, not on first use
+    shared = engine.encoder._tokenizer  # type: ignore[attr-defined]
+    assert engine.reader.reader._tokenizer is shared
+    assert load_tokenizer(real_engine.settings.model_dir / "tokenizer.json") is shared
+    assert shared.encode("江门市党员").ids == real_engine.encoder._tokenizer.encode("江门市党员").ids  # type: ignore[attr-defined]
+    assert engine.answer("江门市目前有多少名党员？").short_answer == real_engine.answer("江门市目前有多少名党员？").short_answer
+
+
 # --- ask and search on stdin: every output names its question ------------------------------------------
 
 

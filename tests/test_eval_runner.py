@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,26 +14,73 @@ from eval.cli import main as eval_main
 from eval.report import PLOTS
 from eval.scoring import QUALITY_METRICS
 from eval.sets import load_set
-from service.engine import Engine
-from service.settings import Settings
 
 MODES = ("hybrid", "dense", "sparse")
 
 
+# An upload in the live data directory, about what a smoke question asks (江门市有多少名党员): were the set run
+# on that directory, the figures and the corpus fingerprint would change.
+UPLOADED = """---
+title: "江门党员人数更正"
+date: "2026-06-01"
+source: "测试上传"
+---
+江门市目前有99万名党员，全市党员总数以本文为准。
+"""
+
+
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def eval_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A live data directory holding an uploaded document beside the seeds, and an eval cache of its own
+    (eval/cache/ in a checkout); the shared embedding cache keeps the seed copy's index build to seconds."""
+    from conftest import SEED_CORPUS, share_embedding_cache
+
+    from eval import external
+
     tmp = tmp_path_factory.mktemp("eval")
-    index_dir = tmp / "index"
-    Engine(Settings(index_dir=index_dir)).build()
-    run_dir = tmp / "run"
+    live = tmp / "data" / "documents"
+    shutil.copytree(SEED_CORPUS, live)
+    (live / "uploaded-extra.md").write_text(UPLOADED, encoding="utf-8")
+    share_embedding_cache(tmp / "cache" / "seeds" / "index")
     mp = pytest.MonkeyPatch()
-    mp.setenv("POLICYQA_INDEX_DIR", str(index_dir))
+    mp.setenv("POLICYQA_CORPUS_DIR", str(live))
+    mp.setenv("POLICYQA_INDEX_DIR", str(tmp / "data" / "index"))
+    mp.delenv("POLICYQA_LLM_BASE_URL", raising=False)
+    mp.setattr(external, "CACHE_DIR", tmp / "cache")
     try:
-        rc = eval_main(["eval", "run", "--set", "seeds-smoke", "--mode", "all", "--out", str(run_dir), "-q"])
+        yield tmp
     finally:
         mp.undo()
-    assert rc == 0
+
+
+@pytest.fixture(scope="module")
+def smoke_run(eval_env: Path) -> Path:
+    run_dir = eval_env / "run"
+    assert eval_main(["eval", "run", "--set", "seeds-smoke", "--mode", "all", "--out", str(run_dir), "-q"]) == 0
     return run_dir
+
+
+def test_a_seed_set_runs_on_a_pristine_copy_of_the_seeds(smoke_run: Path, eval_env: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The live data directory holds an upload; the seed set runs on eval/cache/seeds/ all the same: the
+    baseline's corpus fingerprint and figures, no warning, and the live directory is left alone."""
+    from corpus.pipeline import load_chunked_corpus
+
+    base = json.loads(baseline_path("seeds-smoke").read_text(encoding="utf-8"))
+    meta = json.loads((smoke_run / "meta.json").read_text(encoding="utf-8"))
+    assert meta["seed_copy"]["corpus_dir"] == str(eval_env / "cache" / "seeds" / "corpus")
+    assert meta["index"]["corpus"] == base["index"]["corpus"] == load_chunked_corpus().fingerprint()
+    assert load_chunked_corpus(eval_env / "data" / "documents").fingerprint() != base["index"]["corpus"]
+    assert not (eval_env / "data" / "index").exists()  # the live index was neither built nor read
+    rows = [json.loads(line) for line in (smoke_run / "run.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert not any("uploaded-extra" in r["ranked_doc_ids"] for r in rows)
+    metrics = json.loads((smoke_run / "metrics.json").read_text(encoding="utf-8"))["modes"]
+    for mode, expected in base["expected"].items():
+        got = {k: metrics[mode]["overall"].get(k) for k in expected}
+        assert got == pytest.approx(expected, abs=1e-4), mode
+    assert eval_main(["eval", "compare", str(smoke_run)]) == 0
+    out = capsys.readouterr()
+    assert "OK" in out.out and "fingerprint" not in out.out + out.err
 
 
 def test_run_rows(smoke_run: Path) -> None:
@@ -64,12 +113,6 @@ def test_metrics_report_plots(smoke_run: Path) -> None:
     for name in PLOTS:
         png = smoke_run / name
         assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_compare_against_checked_in_baseline(smoke_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert baseline_path("seeds-smoke").exists()
-    assert eval_main(["eval", "compare", str(smoke_run)]) == 0
-    assert "OK" in capsys.readouterr().out
 
 
 def test_compare_fails_on_raised_baseline(smoke_run: Path, tmp_path: Path,
@@ -166,16 +209,10 @@ def test_a_failing_question_becomes_an_error_row_and_the_run_goes_on(real_engine
 def test_answer_modes_side_by_side(smoke_run: Path, tmp_path: Path) -> None:
     """--answer-mode all with no LLM set: the generative and auto columns fall back and say why; the report
     shows them beside the extractive one."""
-    index_dir = smoke_run.parent / "index"
     run_dir = tmp_path / "run"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("POLICYQA_INDEX_DIR", str(index_dir))
-    mp.delenv("POLICYQA_LLM_BASE_URL", raising=False)
-    try:
-        rc = eval_main(["eval", "run", "--set", "seeds-smoke", "--answer-mode", "all", "--out", str(run_dir), "-q"])
-    finally:
-        mp.undo()
+    rc = eval_main(["eval", "run", "--set", "seeds-smoke", "--answer-mode", "all", "--out", str(run_dir), "-q"])
     assert rc == 0
+    assert json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))["seed_copy"]["built"] is None  # reused
     rows = [json.loads(line) for line in (run_dir / "run.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {r["mode"] for r in rows} == {"hybrid", "hybrid+generative", "hybrid+auto"}
     for r in rows:

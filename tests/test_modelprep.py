@@ -59,9 +59,19 @@ POLICY_TEXTS = [
 LONG_TEXT = "江门市有21万多名党员，分布在各级基层党组织中，积极参与百千万工程和网格化服务管理。" * 90
 
 
+_PREPARE_MESSAGES: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_model(tmp_path_factory.mktemp("models") / "multilingual-e5-small")
+    """Prepared once from the wheel, the way ensure_model repairs an incomplete folder (a hand-made partial
+    copy): one full preparation serves the layout, parity and repair tests."""
+    out = tmp_path_factory.mktemp("models") / "multilingual-e5-small"
+    out.mkdir()
+    (out / "config.json").write_text("{}", encoding="utf-8")
+    assert not modelprep.is_complete(out)
+    assert ensure_model(out, progress=_PREPARE_MESSAGES.append) == out.resolve()
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -342,15 +352,12 @@ def test_interrupted_prepare_leaves_no_folder(tmp_path: Path, monkeypatch: pytes
     assert not _leftovers(tmp_path, "e5")
 
 
-def test_ensure_model_repairs_an_incomplete_folder(tmp_path: Path) -> None:
-    out = tmp_path / "e5"
-    out.mkdir()
-    (out / "config.json").write_text("{}", encoding="utf-8")  # e.g. a hand-made partial copy
-    assert not modelprep.is_complete(out)
-    messages: list[str] = []
-    assert ensure_model(out, progress=messages.append) == out.resolve()
-    assert modelprep.is_complete(out)
-    assert messages and messages[-1].startswith("prepared")
+def test_ensure_model_repairs_an_incomplete_folder(model_dir: Path) -> None:
+    """The session's folder started as a partial copy (the fixture): ensure_model prepared it in place."""
+    assert modelprep.is_complete(model_dir)
+    assert json.loads((model_dir / "config.json").read_text(encoding="utf-8")) != {}
+    assert _PREPARE_MESSAGES and _PREPARE_MESSAGES[-1].startswith("prepared")
+    assert not _leftovers(model_dir.parent, model_dir.name)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import ADMIN_TOKEN, READER_DIR, REPO, LiveServer, Workspace, running
+from conftest import ADMIN_TOKEN, READER_DIR, REPO, LiveServer, Workspace, share_embedding_cache
 
 
 def _data_dir_server(root: Path, **extra: str) -> LiveServer:
@@ -25,45 +25,75 @@ def _data_dir_server(root: Path, **extra: str) -> LiveServer:
     return LiveServer(ws, env, name="data-dir-server")
 
 
-def test_port_opens_at_once_and_reports_the_first_build(tmp_path: Path) -> None:
-    """First start on an empty data directory: /healthz answers before any index exists, /readyz and the
-    question routes answer 503 (one error shape, Retry-After) with the build's progress, then it is ready."""
+def test_first_start_then_live_documents_write_only_to_the_data_dir(tmp_path: Path) -> None:
+    """One server on an empty data directory, the path `policyqa serve` takes on a new machine: the port opens
+    before any index exists and reports the first build; documents then go live without a rebuild call
+    (POLICYQA_AUTO_REBUILD, default on); an explicit rebuild; and everything written goes to the data
+    directory, nothing into the checkout."""
+    before = _git_status()
     server = _data_dir_server(tmp_path)
+    share_embedding_cache(tmp_path / "data" / "index")  # the seeds' vectors: the first build embeds nothing new
     server.launch()
-    seen: list[dict[str, object]] = []
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                try:
-                    health = c.get("/healthz")
-                except httpx.TransportError:
-                    time.sleep(0.05)
-                    continue
-                assert health.status_code == 200
-                ready = c.get("/readyz")
-                if ready.status_code == 200:
-                    break
-                assert ready.status_code == 503 and ready.headers["retry-after"], ready.text
-                body = ready.json()
-                assert body["error"]["code"] == "not_ready" and body["state"] in ("starting", "building"), body
-                seen.append(body)
-                ask = c.post("/v1/ask", json={"question": "江门市有多少名党员？"})
-                if ask.status_code == 503:
-                    assert ask.json()["error"]["code"] == "not_ready" and ask.headers["retry-after"]
-                time.sleep(0.1)
-            else:
-                raise AssertionError(f"not ready in 300 s:\n{server.log_tail()}")
-            assert seen, "the server was ready before its port answered anything else"
-            building = [b for b in seen if b["state"] == "building"]
-            assert building, seen
-            assert all(b["job_id"] for b in building)
-            assert c.post("/v1/ask", json={"question": "江门市有多少名党员？"}).status_code == 200
-        docs = sorted(p.name for p in (tmp_path / "data" / "documents").glob("*.md"))
-        assert docs == sorted(p.name for p in (REPO / "corpus" / "seeds").glob("*.md"))  # seeded on first start
+        _first_start(server, tmp_path)
+        with server.client() as client, server.client(ADMIN_TOKEN) as admin:
+            _go_live(client, admin)
+            _add_delete_rebuild(admin)
     finally:
         server.stop()
         server.workspace.kill_rebuild_children()
+    data = tmp_path / "data"
+    assert (data / "documents" / "data-dir-check.md").is_file()
+    assert list((data / "documents" / ".trash").glob("jiangmen-party-building-review-2025.*.md"))
+    assert (data / "index" / "CURRENT").is_file() and list((data / "index" / "jobs").glob("j*.json"))
+    assert _git_status() == before
+
+
+def _first_start(server: LiveServer, tmp_path: Path) -> None:
+    """/healthz answers before any index exists, /readyz and the question routes answer 503 (one error shape,
+    Retry-After) with the start's stage and the build's progress, then it is ready."""
+    seen: list[dict[str, object]] = []
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                health = c.get("/healthz")
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            assert health.status_code == 200
+            ready = c.get("/readyz")
+            if ready.status_code == 200:
+                break
+            assert ready.status_code == 503 and ready.headers["retry-after"], ready.text
+            body = ready.json()
+            assert body["error"]["code"] == "not_ready" and body["state"] in ("starting", "building"), body
+            seen.append(body)
+            ask = c.post("/v1/ask", json={"question": "江门市有多少名党员？"})
+            if ask.status_code == 503:
+                assert ask.json()["error"]["code"] == "not_ready" and ask.headers["retry-after"]
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"not ready in 300 s:\n{server.log_tail()}")
+        assert seen, "the server was ready before its port answered anything else"
+        building = [b for b in seen if b["state"] == "building"]
+        assert building, seen
+        assert all(b["job_id"] for b in building)
+        # stages in first-start order, counts only while the index is built (the model and reader are prepared
+        # already here: test_readyz_names_each_stage_with_its_own_progress covers their stages)
+        from service.api.state import STAGES
+
+        order = [STAGES.index(str(b["stage"])) for b in seen]
+        assert order == sorted(order), [b["stage"] for b in seen]
+        assert "building_index" in {b["stage"] for b in seen} and "warming_up" in {b["stage"] for b in seen}
+        for b in seen:
+            if b["stage"] == "building_index":
+                assert 0 <= int(b["done"]) <= int(b["total"]), b  # type: ignore[call-overload]
+            else:
+                assert b["done"] == b["total"] == 0, b
+        assert c.post("/v1/ask", json={"question": "江门市有多少名党员？"}).status_code == 200
+    docs = sorted(p.name for p in (tmp_path / "data" / "documents").glob("*.md"))
+    assert docs == sorted(p.name for p in (REPO / "corpus" / "seeds").glob("*.md"))  # seeded on first start
 
 
 def test_a_request_leaves_the_first_load_and_its_warm_up_to_the_watcher(monkeypatch: Any, tmp_path: Path) -> None:
@@ -99,28 +129,95 @@ def test_a_request_leaves_the_first_load_and_its_warm_up_to_the_watcher(monkeypa
     assert calls == ["refresh", "warm-up", "refresh"] and watcher.generation == "g2"
 
 
+def test_readyz_names_each_stage_with_its_own_progress(monkeypatch: Any, tmp_path: Path) -> None:
+    """A first start goes preparing_model → building_index (chunks done/total) → loading_index →
+    assembling_reader → warming_up → ready, each reported as it happens, with counts only where they mean
+    something (a 94/94 of the finished build is not shown while the reader is assembled)."""
+    from types import SimpleNamespace
+
+    from index.reader import assemble
+    from service.api import state
+    from service.jobs import Job, JobProgress
+
+    seen: list[tuple[str, str, int, int]] = []
+    job = [Job("j1", "running", JobProgress(0, 0, "preparing_model"))]
+    current: list[Path | None] = [None]
+
+    def look() -> None:
+        r = watcher.readiness()
+        seen.append((r["state"], r["stage"], r["done"], r["total"]))
+
+    class Jobs:
+        def start(self) -> tuple[Job, bool]:
+            return job[0], True
+
+        def get(self, _job_id: str) -> Job:
+            return job[0]
+
+        def active(self) -> Job | None:
+            return None
+
+    class Engine:
+        settings = SimpleNamespace(index_dir=tmp_path, reader_dir=tmp_path / "reader", embedding_model=None,
+                                   model_dir=tmp_path / "e5")
+        _index: Any = None
+
+        def refresh(self) -> None:
+            look()
+            self._index = SimpleNamespace(path=current[0], generation="g1", chunks=())
+
+        @property
+        def reader(self) -> None:
+            look()
+
+        def answer(self, *_a: Any, **_k: Any) -> None:
+            look()
+
+    monkeypatch.setattr(state, "current_generation", lambda _d: current[0])
+    monkeypatch.setattr(assemble, "reader_complete", lambda _d: False)
+    watcher = state.IndexWatcher(Engine(), jobs=Jobs(), metrics=SimpleNamespace(index_loaded=lambda *_a: None))  # type: ignore[arg-type]
+    look()
+    watcher.startup()  # no index: starts the job that builds one
+    look()
+    for progress in (JobProgress(0, 0, "prepare"), JobProgress(10, 94, "embed"), JobProgress(94, 94, "sparse")):
+        job[0] = Job("j1", "running", progress)
+        look()
+    job[0] = Job("j1", "succeeded", JobProgress(94, 94, "done"), generation="g1")
+    look()  # published, not yet picked up
+    current[0] = tmp_path / "g1"
+    watcher.check()
+    assert seen == [("starting", "starting", 0, 0), ("building", "preparing_model", 0, 0),
+                    ("building", "building_index", 0, 0), ("building", "building_index", 10, 94),
+                    ("building", "building_index", 94, 94), ("starting", "loading_index", 0, 0),
+                    ("starting", "loading_index", 0, 0), ("starting", "assembling_reader", 0, 0),
+                    ("starting", "warming_up", 0, 0)]
+    assert watcher.readiness() == {"status": "ready", "state": "ready", "generation": "g1"}
+    assert [state.stage_message({"stage": s, "done": d, "total": t})[0] for _, s, d, t in seen[1:4]] == [
+        "正在准备模型", "正在建立索引（0/0）", "正在建立索引（10/94）"]
+    assert {s for _, s, _, _ in seen} <= set(state.STAGES)
+
+    job[0] = Job("j2", "failed", JobProgress(3, 94, "embed"), error={"message": "索引重建失败 / failed"})
+    watcher.generation = None
+    body = watcher.readiness()
+    assert (body["state"], body["stage"], body["reason"]) == ("failed", "failed", "索引重建失败 / failed")
+
+
 def _git_status() -> str:
     return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
                           capture_output=True, text=True, check=True).stdout
 
 
-def test_add_delete_rebuild_writes_nothing_into_the_checkout(tmp_path: Path) -> None:
-    before = _git_status()
-    with running(_data_dir_server(tmp_path)) as server, server.client(ADMIN_TOKEN) as admin:
-        r = admin.post("/v1/documents", json={"title": "数据目录测试", "text": "2026年某社区新建议事亭3座。",
-                                              "date": "2026-02-01", "doc_id": "data-dir-check"})
-        assert r.status_code == 201, r.text
-        assert admin.delete("/v1/documents/jiangmen-party-building-review-2025").status_code == 200
-        job = admin.post("/v1/index/rebuild").json()
-        deadline = time.monotonic() + 300
-        while admin.get(f"/v1/jobs/{job['job_id']}").json()["state"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-    data = tmp_path / "data"
-    assert (data / "documents" / "data-dir-check.md").is_file()
-    assert list((data / "documents" / ".trash").glob("jiangmen-party-building-review-2025.*.md"))
-    assert (data / "index" / "CURRENT").is_file() and list((data / "index" / "jobs").glob("j*.json"))
-    assert _git_status() == before
+def _add_delete_rebuild(admin: httpx.Client) -> None:
+    r = admin.post("/v1/documents", json={"title": "数据目录测试", "text": "2026年某社区新建议事亭3座。",
+                                          "date": "2026-02-01", "doc_id": "data-dir-check"})
+    assert r.status_code == 201, r.text
+    assert admin.delete("/v1/documents/jiangmen-party-building-review-2025").status_code == 200
+    job = admin.post("/v1/index/rebuild").json()
+    deadline = time.monotonic() + 300
+    while (state := admin.get(f"/v1/jobs/{job['job_id']}").json()["state"]) not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert state == "succeeded"
 
 
 def search_ids(client: httpx.Client, q: str, k: int = 5) -> list[str]:
@@ -138,13 +235,6 @@ def wait_documents(client: httpx.Client, done: Callable[[dict[str, Any]], bool],
             return listing
         time.sleep(0.5)
     raise AssertionError(f"documents did not settle in {timeout}s: {listing}")
-
-
-def test_documents_go_live_without_a_rebuild_call(tmp_path: Path) -> None:
-    """POLICYQA_AUTO_REBUILD (default on): an add is searchable and a delete is gone with no admin call."""
-    with running(_data_dir_server(tmp_path)) as server, server.client() as client, \
-            server.client(ADMIN_TOKEN) as admin:
-        _go_live(client, admin)
 
 
 def _go_live(client: httpx.Client, admin: httpx.Client) -> None:

@@ -41,12 +41,23 @@ def _chromium_path() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
+WEB_TOKEN = "upload-" + os.urandom(8).hex()
+
+
 @pytest.fixture(scope="module")
-def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a real server started for this module (no admin token); stopped afterwards."""
+def web_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server started for this module (its own admin token, automatic rebuilds after 0.5 s); the upload
+    test, last, changes its documents."""
     ws = make_workspace(tmp_path_factory.mktemp("web-server"))
-    with running(LiveServer(ws, ws.env(admin_token=None), name="web", factory=APP), READY_TIMEOUT_S) as live:
-        yield live.url
+    server = LiveServer(ws, ws.env(admin_token=WEB_TOKEN, POLICYQA_REBUILD_DELAY_S="0.5"), name="web", factory=APP)
+    with running(server, READY_TIMEOUT_S) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def web_server(web_live: LiveServer) -> str:
+    """Its base URL."""
+    return web_live.url
 
 
 @contextlib.contextmanager
@@ -203,7 +214,7 @@ def test_page_shows_the_first_build(browser: Browser, tmp_path: Path, artifacts_
                     time.sleep(0.1)
             banner = page.locator("#readiness")
             expect(banner).to_be_visible(timeout=10_000)
-            expect(banner).to_contain_text(re.compile("建立索引|加载索引|启动"))
+            expect(banner).to_contain_text(re.compile("准备模型|建立索引|加载索引|阅读模型|预热|启动"))
             page.screenshot(path=str(artifacts_dir / "web-first-build.png"), full_page=True)
             expect(banner).to_be_hidden(timeout=READY_TIMEOUT_S * 1000)
             data = _ask(page, ANSWERABLE)
@@ -215,20 +226,18 @@ def test_page_shows_the_first_build(browser: Browser, tmp_path: Path, artifacts_
         ws.kill_rebuild_children()
 
 
-def test_upload_form_then_cite_the_original(browser: Browser, tmp_path: Path, artifacts_dir: Path) -> None:
+def test_upload_form_then_cite_the_original(browser: Browser, web_live: LiveServer, artifacts_dir: Path) -> None:
     """The admin uploads a Word file in the documents view (token typed into the page, kept in memory only);
     the list shows it 索引中 until the automatic rebuild lands; an answer from it names its section and links
     to the original file."""
     from corpus.formats.measure import seed, word_file
 
     sf = "jiangmen-strong-foundation-2024-09"
-    ws = make_workspace(tmp_path / "upload")
-    (ws.corpus_dir / f"{sf}.md").unlink()  # the Word file is the only copy of this article
-    token = "upload-" + os.urandom(8).hex()
-    server = LiveServer(ws, ws.env(admin_token=token, POLICYQA_REBUILD_DELAY_S="0.5"), name="web-upload",
-                        factory=APP)
+    server, token = web_live, WEB_TOKEN
+    with server.client(token) as admin:  # the Word file is to be the only copy of this article
+        assert admin.delete(f"/v1/documents/{sf}").status_code == 200
     docx = word_file(seed(sf))
-    with running(server, READY_TIMEOUT_S), watched_page(browser, server.url) as (page, problems):
+    with watched_page(browser, server.url) as (page, problems):
         page.goto(f"{server.url}/#docs")
         expect(page.locator("#doc-list button.doc-item")).to_have_count(4)
         page.locator("#upload summary").click()

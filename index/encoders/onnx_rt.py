@@ -21,16 +21,16 @@ class OnnxEncoder(BaseEncoder):
         model_dir = self._folder(model_dir)
         super().__init__(model_dir, fingerprint=backend_fingerprint(model_dir, backend), threads=threads,
                          build_threads=build_threads, query_cache=query_cache)
-        from tokenizers import Tokenizer
+        from index.tokenizer_files import load_tokenizer
 
         self.backend_name = backend
         self._path = onnx_path(self._model_dir, backend)
         self._max_tokens = folder_window(self._model_dir)
-        self._tokenizer = Tokenizer.from_file(str(self._model_dir / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()  # cut here, the way sentence-transformers cuts (keeps </s>)
         self._sessions: dict[int, onnxruntime.InferenceSession] = {}
         self._dim = int(self._session(self._threads).get_outputs()[0].shape[-1])
+        # no padding, no truncation: cut here, the way sentence-transformers cuts (keeps </s>); shared with the
+        # reader, which ships the same file
+        self._tokenizer = load_tokenizer(self._model_dir / "tokenizer.json")
 
     def _session(self, threads: int) -> onnxruntime.InferenceSession:
         """One session per thread count (ONNX Runtime fixes it at creation): serving and building may differ."""

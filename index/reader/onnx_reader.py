@@ -50,20 +50,21 @@ class Span:
 class OnnxReader:
     def __init__(self, folder: Path, *, threads: int = 1) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
+
+        from index.tokenizer_files import load_tokenizer
 
         self.folder = Path(folder)
         self.manifest = json.loads((self.folder / READER_MANIFEST).read_text(encoding="utf-8"))
         self.max_tokens = int(self.manifest.get("training", {}).get("max_tokens", 256))
-        self._tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # the session first: ONNX Runtime builds it without the GIL, so a thread loading it overlaps the
+        # tokenizer parse (GIL held) and jieba elsewhere (Engine.preload)
         self._session: onnxruntime.InferenceSession = ort.InferenceSession(
             str(self.folder / READER_ONNX), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = load_tokenizer(self.folder / "tokenizer.json")  # no padding, no truncation; shared
 
     def _run(self, ws: list[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start and end logits of each window, one run per window: unpadded, three passages' windows read in

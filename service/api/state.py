@@ -39,6 +39,26 @@ RETRY_AFTER_S = 5
 TIDY_EVERY_S = 300.0
 WARMUP_QUERY = "党建引领基层治理"
 
+# What a server that is not ready yet is doing, in the order a first start goes through them (/readyz's
+# `stage`). building_index counts chunks (done/total); the others have no count (0/0).
+STAGES = ("starting", "preparing_model", "building_index", "loading_index", "assembling_reader", "warming_up",
+          "failed")
+STAGE_MESSAGES: dict[str, tuple[str, str]] = {
+    "starting": ("服务正在启动", "the service is starting"),
+    "preparing_model": ("正在准备模型", "preparing the embedding model"),
+    "loading_index": ("正在加载索引", "loading the index"),
+    "assembling_reader": ("正在组装阅读模型", "assembling the reader model"),
+    "warming_up": ("正在预热模型", "warming up the models"),
+    "failed": ("索引建立失败", "the index build failed"),
+}
+
+
+def stage_message(r: dict[str, Any]) -> tuple[str, str]:
+    """(Chinese, English) for a not-ready /readyz body: the stage, with the build's chunk count."""
+    if r["stage"] == "building_index":
+        return (f"正在建立索引（{r['done']}/{r['total']}）", f"building the index ({r['done']}/{r['total']} chunks)")
+    return STAGE_MESSAGES.get(r["stage"], STAGE_MESSAGES["starting"])
+
 
 class IndexWatcher:
     """Loads the index in the background and follows the CURRENT pointer afterwards.
@@ -56,12 +76,15 @@ class IndexWatcher:
         self.error: str | None = None
         self.job_id: str | None = None  # the job building the index this server waits for
         self.started = False
+        self.stage: str | None = None  # what this process is doing before it is ready (None: waiting for a job)
         self._failed: Path | None = None
 
     def startup(self) -> None:
         try:
             if current_generation(self.engine.settings.index_dir) is None:
                 raise IndexNotFound(f"no index in {self.engine.settings.index_dir}")
+            self._prepare_model()
+            self.stage = "loading_index"
             idx = self.engine.load()
         except (IndexNotFound, IndexMismatch, IndexCorrupt) as exc:
             self._build_first(exc.message)
@@ -79,7 +102,18 @@ class IndexWatcher:
         self._warm_up()
         self._loaded(idx)
 
+    def _prepare_model(self) -> None:
+        """An index is there but the model folder is not (removed, or another data directory): prepare it now,
+        under its own stage rather than as part of loading the index."""
+        from index.modelprep import is_complete
+
+        settings = self.engine.settings
+        if settings.embedding_model is None and not is_complete(settings.model_dir):
+            self.stage = "preparing_model"
+            self.engine.model_dir()
+
     def _build_first(self, why: str) -> None:
+        self.stage = None  # the job's progress says what happens next
         job, started = self.jobs.start()
         self.job_id = job.job_id
         self.error = f"{why}: building a new generation (job {job.job_id})"
@@ -87,7 +121,17 @@ class IndexWatcher:
                     self.engine.settings.index_dir, why, "started" if started else "waiting for", job.job_id)
 
     def _warm_up(self) -> None:
-        """Load the encoder, jieba and the reader now rather than on the first request."""
+        """Load the encoder, jieba and the reader now rather than on the first request (assembling the reader
+        first on a new machine: its own stage, ~15 s)."""
+        try:
+            from index.reader.assemble import reader_complete
+
+            if not reader_complete(self.engine.settings.reader_dir):
+                self.stage = "assembling_reader"
+                self.engine.reader  # noqa: B018 - assembles it
+        except Exception:
+            log.exception("assembling the reader failed")
+        self.stage = "warming_up"
         try:
             self.engine.answer(WARMUP_QUERY, 1, "hybrid", answer_mode="extractive")  # never pays an LLM
         except Exception:
@@ -119,9 +163,13 @@ class IndexWatcher:
             if idx.generation != self.generation:
                 self._loaded(idx)
             return
+        if self.generation is None:
+            self.stage = "loading_index"
         try:
             self.engine.refresh()
         except Exception as exc:
+            if self.generation is None:
+                self.stage = None
             self._failed = current
             self.error = f"generation {current.name} not loaded: {exc}"
             log.error("could not switch to index generation %s: %s (still serving %s)", current.name, exc,
@@ -142,20 +190,30 @@ class IndexWatcher:
         return None if self.generation is None else self._engine_index()
 
     def readiness(self) -> dict[str, Any]:
-        """/readyz's body: ready with the generation, or why not and how far the first build has got."""
+        """/readyz's body: ready with the generation, or the stage a start is in (`STAGES`) with its own
+        progress: the first build's chunks done/total (its inner step: embed, dense, sparse), else 0/0."""
         idx = self.loaded()
         if idx is not None:
             return {"status": "ready", "state": "ready", "generation": idx.generation}
-        out: dict[str, Any] = {"state": "starting", "done": 0, "total": 0, "stage": None, "job_id": self.job_id}
+        out: dict[str, Any] = {"state": "starting", "stage": self.stage or "starting", "done": 0, "total": 0,
+                               "step": None, "job_id": self.job_id}
         job: Job | None = self.jobs.active() if self.job_id is None else self.jobs.get(self.job_id)
         if job is not None:
-            out.update(job_id=job.job_id, done=job.progress.done, total=job.progress.total,
-                       stage=job.progress.stage)
+            out["job_id"] = job.job_id
             if not job.finished:
                 out["state"] = "building"
             elif job.state == "failed":
-                out["state"] = "failed"
+                out["state"] = out["stage"] = "failed"
                 self.error = (job.error or {}).get("message") or "rebuild failed"
+            if self.stage is None and not job.finished:
+                step = job.progress.stage
+                if step == "preparing_model":
+                    out["stage"] = "preparing_model"
+                else:
+                    out.update(stage="building_index", step=step, done=job.progress.done,
+                               total=job.progress.total)
+            elif self.stage is None and job.state == "succeeded":
+                out["stage"] = "loading_index"  # published; the watcher picks it up within a second
         out["reason"] = self.error
         return out
 
@@ -287,11 +345,9 @@ def context(request: Request) -> AppContext:
 
 def not_ready(ctx: AppContext) -> ApiError:
     r = ctx.watcher.readiness()
-    building = r["state"] == "building"
-    zh = f"索引正在建立（{r['done']}/{r['total']}），请稍后再试" if building else "索引尚未就绪，请稍后再试"
-    en = (f"the index is being built ({r['done']}/{r['total']} chunks); try again shortly" if building
-          else "no index is loaded yet; try again shortly")
-    return ApiError(503, "not_ready", zh, en, detail={k: r.get(k) for k in ("state", "done", "total", "job_id")},
+    zh, en = stage_message(r)
+    return ApiError(503, "not_ready", f"{zh}，请稍后再试", f"not ready: {en}; try again shortly",
+                    detail={k: r.get(k) for k in ("state", "stage", "done", "total", "job_id")},
                     headers={"Retry-After": str(RETRY_AFTER_S)})
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from service.api.errors import bilingual, error_payload
 from service.api.models import Health, NotReady, Ready
-from service.api.state import RETRY_AFTER_S, AppContext, context
+from service.api.state import RETRY_AFTER_S, AppContext, context, stage_message
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -30,11 +30,7 @@ def router() -> APIRouter:
         r = ctx.watcher.readiness()
         if r["state"] == "ready":
             return JSONResponse(r)
-        messages = {"starting": ("正在加载索引", "loading the index"),
-                    "building": (f"正在建立索引（{r['done']}/{r['total']}）",
-                                 f"building the index ({r['done']}/{r['total']} chunks)"),
-                    "failed": ("索引建立失败", "the index build failed")}
-        zh, en = messages[r["state"]]
+        zh, en = stage_message(r)
         body = {**error_payload("not_ready", bilingual(zh, en), {"reason": r.pop("reason", None)}), **r}
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 

@@ -174,15 +174,24 @@
 
   let watchingReadiness = false;
 
+  // /readyz's stage (service/api/state.py STAGES), each with its own progress
+  const STAGE_TEXT = {
+    starting: "服务正在启动…",
+    preparing_model: "正在准备模型（首次启动约需半分钟），完成后建立索引。",
+    loading_index: "正在加载索引…",
+    assembling_reader: "正在组装阅读模型（首次启动约需十几秒）…",
+    warming_up: "正在预热模型，马上就可以提问…",
+  };
+
   function readinessText(r) {
-    if (r.state === "building") {
+    if (r.state === "failed" || r.stage === "failed") return "索引建立失败，请联系管理员查看服务日志。";
+    if (r.stage === "building_index") {
       const done = Number(r.done) || 0;
       const total = Number(r.total) || 0;
       return total > 0 ? `正在建立索引：已处理 ${done} / ${total} 段（${Math.floor((100 * done) / total)}%），完成后即可提问。`
-        : "正在准备模型并建立索引，完成后即可提问。";
+        : "正在建立索引，完成后即可提问。";
     }
-    if (r.state === "failed") return "索引建立失败，请联系管理员查看服务日志。";
-    return "服务正在启动，正在加载索引…";
+    return STAGE_TEXT[r.stage] || STAGE_TEXT.starting;
   }
 
   async function watchReadiness() {

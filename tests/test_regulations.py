@@ -58,7 +58,7 @@ def test_each_kind_answers_with_its_own_effective_date(engine: tuple[Engine, dic
     first = answer.citations[0]
     assert first.doc_id == ids[name]  # its own city's regulation among near-identical ones
     assert first.article.startswith("第") and first.article.endswith("条")
-    assert f"》{first.article}" in answer.answer  # 据《…条例》第五十二条，…
+    assert f"{first.article}，" in answer.answer  # 据《…条例》（日期）第五十二条，…
     doc = eng.index.documents[first.doc_id]
     assert doc.text[first.start:first.end] == first.quote and date in first.quote
 

@@ -154,8 +154,10 @@ def _versions_for(view: RegulationView, docs: list[Regulation], question: str) -
         members.sort(key=lambda r: (r.version, r.effective, r.doc_id))
         current = [r for r in members if r.doc_id in view.current]
         newest = current[-1] if current else members[-1]
-        by_year = [r for r in members if r.year in years or any(
-            y and y[:4] in years for y in (r.effective, r.version))]
+        # the version of that year; else the first whose 施行 date is in it (a revision keeps the original's 施行
+        # date: 贵阳's 2021 text still says 自2013年5月1日起施行)
+        by_year = [r for r in members if r.year in years] or [r for r in members if r.version[:4] in years] or \
+            [r for r in members if r.effective[:4] in years][:1]
         if len(members) > 1 and by_year:
             chosen = by_year[-1]
             consumed |= {y for y in years if y in (chosen.year, chosen.effective[:4])}

@@ -273,7 +273,11 @@ def external_settings(name: str, settings: Settings, *, external_dir: Path | Non
                       cache_dir: Path | None = None, raw_dir: Path | None = None) -> tuple[Settings, Materialised]:
     """Materialise the set; the settings with corpus_dir/index_dir pointing into eval/cache/<name>/."""
     mat = materialise(name, external_dir=external_dir, cache_dir=cache_dir, raw_dir=raw_dir)
-    return settings.model_copy(update={"corpus_dir": mat.corpus_dir, "index_dir": mat.index_dir}), mat
+    update: dict[str, Any] = {"corpus_dir": mat.corpus_dir, "index_dir": mat.index_dir}
+    source = set_dir(name, external_dir) / rawfiles.SOURCE_FILE
+    if source.is_file():  # the settings the set's figures are measured with (the regulations: default place 江门)
+        update = {**json.loads(source.read_text(encoding="utf-8")).get("settings", {}), **update}
+    return settings.model_copy(update=update), mat
 
 
 def index_is_current(loaded: Any, corpus: Any) -> bool:

@@ -25,6 +25,10 @@ from service.jobs import env_settings, settings_env
 from service.logs import configure_logging
 from service.settings import Settings, SettingsError
 
+# uvicorn's supervisor restarts a worker that misses a 5 s health check; a worker loading the model and the index
+# on a busy 2-vCPU machine can hold the loop that long, and its restart drops the requests it held
+WORKER_HEALTHCHECK_S = 60
+
 if TYPE_CHECKING:
     import uvicorn
 
@@ -51,7 +55,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:
         run_workers(uvicorn.Config("service.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                                   log_level=uvicorn_level, access_log=False))
+                                   log_level=uvicorn_level, access_log=False,
+                                   timeout_worker_healthcheck=WORKER_HEALTHCHECK_S))
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 

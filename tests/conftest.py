@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus  # noqa: E402
+from service.server import WORKER_HEALTHCHECK_S  # noqa: E402
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 SEED_CORPUS = REPO / "corpus" / "seeds"
@@ -189,7 +190,9 @@ class LiveServer:
     def command(self) -> list[str]:
         where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
         if self.factory:
-            return [sys.executable, "-m", "uvicorn", "--factory", self.factory, *where]
+            # as policyqa serve does (service/server.py): a worker busy starting is not taken for a dead one
+            return [sys.executable, "-m", "uvicorn", "--factory", self.factory, *where,
+                    "--timeout-worker-healthcheck", str(WORKER_HEALTHCHECK_S)]
         return [sys.executable, "-m", "service.server", *where]
 
     def launch(self) -> None:

@@ -279,3 +279,12 @@ def test_the_follow_up_sets_regulation_answers_are_in_the_regulations() -> None:
                     assert any(a in texts[title] for a in t["answers"]), (title, t["answers"])
                     checked += 1
     assert checked >= 10, checked
+
+
+def test_a_question_with_its_own_time_keeps_no_year_from_before() -> None:
+    """目前 is a time of its own: the year of the turn before does not carry over (the page asked 江门市目前有多少名党员
+    after 佛山市2019年…, got 江门市2019年目前… and a refusal)."""
+    from service.conversation.rewrite import Turn, resolve
+
+    r = resolve("江门市目前有多少名党员？", [Turn("佛山市2019年有多少名网格员？")])
+    assert r.resolved == "江门市目前有多少名党员？"

@@ -26,6 +26,7 @@ WORDS = HERE / "words.tsv"
 TOPICS = HERE / "topics.txt"
 _END = re.compile(r"[\s？?。.!！,，;；]+$")
 _YEAR = re.compile(r"(?:19|20)\d{2}\s*年")
+_OWN_TIME = re.compile(r"目前|现在|当前|如今|今年|去年|前年|近年|最新|现行")
 _QUOTED_DOC = re.compile(r"《[^》]{2,60}》")
 # a regulation or document named without 《》: a run of Chinese ending like one (…条例, …办法, …规定)
 _DOC = re.compile(r"[\u4e00-\u9fff]{2,30}?(?:条例|办法|规定|细则|决定|方案|意见|通知)")
@@ -356,7 +357,7 @@ def rewrite(question: str, context: str) -> Resolution:
     if ctx.places and not own.places:
         prefix += _place_run(ctx_body, ctx.places)
         carried.append("place")
-    if ctx.years and not own.years:
+    if ctx.years and not own.years and not _OWN_TIME.search(core):  # 目前 / 今年 is a time of its own
         if own.places and not prefix:
             at = own.places[0].end
             core = core[:at] + ctx.years[0].text + core[at:]

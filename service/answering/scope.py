@@ -58,7 +58,6 @@ class RegulationView:
         return [r for r in self.regulations.values() if r.place in names]
 
 
-
 @dataclass(frozen=True)
 class Scope:
     """What a question may be answered from. `denied` regulations are left out of retrieval."""
@@ -86,7 +85,7 @@ def regulation_view(index: LoadedIndex) -> RegulationView:
     """Computed once per generation (a loaded generation never changes)."""
     with _VIEWS_LOCK:
         view = _VIEWS.get(index.path)
-        if view is None or len(view.regulations) > len(index.documents):
+        if view is None:
             if len(_VIEWS) > 8:
                 _VIEWS.clear()
             view = _VIEWS[index.path] = build_view(index.documents)

@@ -54,7 +54,7 @@ def _python_docx_opens(data: bytes) -> bool:
 def corpus_figures(folder: Path) -> tuple[list[dict[str, object]], dict[str, float]]:
     """One row per (extension, content kind) and the timings of extract() and prepare_from_file()."""
     from corpus.formats import extract
-    from service.documents_api import prepare_from_file
+    from service.docstore import prepare_from_file
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.suffix.lower() != ".md")

@@ -20,7 +20,7 @@ passages whose text changed). `eval/cache/` is git-ignored.
   `date`: a date the passage text opens with ("2019年7月23日，…" → 2019-07-23, also YYYY年M月 and YYYY年,
   optionally after "北京时间"), else the set's placeholder year (`PLACEHOLDER_DATES`); always
   `date_inferred: true` with `date_evidence` saying which. The placeholder stays although a user's document
-  never gets a made-up date (service/documents_api.py): these corpora are a measuring instrument, never served,
+  never gets a made-up date (service/docstore.py): these corpora are a measuring instrument, never served,
   the placeholder is marked as one, and the published baselines (eval/baselines) were measured with it — the
   year filter (service/answering/filters.py) reads it for undated facts. `source`: dataset, repository@commit, licence.
   `cleaning: verbatim` keeps the passage exactly as given (see corpus/cleaning.py): these are clean

@@ -2,7 +2,7 @@
 
 The regulations set is 249 Word files that live outside the repository (`../shared/corpora/regulations/raw/`,
 beside the clone). They are ingested exactly as `policyqa corpus add` ingests an upload —
-`service.documents_api.prepare_from_file` — into `eval/cache/<name>/corpus/`: one stored `.md` per file,
+`service.docstore.prepare_from_file` — into `eval/cache/<name>/corpus/`: one stored `.md` per file,
 its original bytes and provenance map under `.originals/`, with the default cleaning (not verbatim).
 
 * **Ids.** The external id is the file name (what the question set's `gold_docs` hold). The policyqa doc id
@@ -153,7 +153,7 @@ def _reason(exc: Exception) -> str:
 def ingest(source: Source, corpus_dir: Path) -> Ingested:
     """Prepare every file through the upload path; write what changed; remove documents no longer there."""
     from service.api.errors import ApiError
-    from service.documents_api import prepare_from_file
+    from service.docstore import prepare_from_file
 
     files = source_files(source)
     ids = build_ids([p.name for p in files], source.id_prefix)

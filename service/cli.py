@@ -151,7 +151,7 @@ def cmd_corpus_add(args: argparse.Namespace, settings: Settings) -> int:
     """Add files the way POST /v1/documents does: extracted, front matter written, originals kept."""
     from corpus.documents import seed_documents
     from service.api.errors import ApiError
-    from service.documents_api import DocumentStore, prepare_from_file
+    from service.docstore import DocumentStore, prepare_from_file
 
     if args.doc_id and len(args.files) > 1:
         raise CliError("--doc-id names one document: give one FILE with it")
@@ -192,7 +192,7 @@ def cmd_corpus_add(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_corpus_edit(args: argparse.Namespace, settings: Settings) -> int:
     """Correct a stored document's metadata the way PATCH /v1/documents/{doc_id} does."""
     from service.api.errors import ApiError
-    from service.documents_api import DocumentStore, check_corrections
+    from service.docstore import DocumentStore, check_corrections
 
     changes: dict[str, str | None] = {}
     for key in ("title", "date", "place", "version", "source"):

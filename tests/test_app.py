@@ -154,7 +154,7 @@ def test_a_full_disk_is_507_in_the_error_shape_and_leaves_no_temporaries(tmp_pat
 
     from starlette.testclient import TestClient
 
-    from service.documents_api import DocumentStore
+    from service.docstore import DocumentStore
     from service.jobs import Job, JobStore
 
     app = _in_process_app(tmp_path)

@@ -271,7 +271,7 @@ def test_empty_extraction() -> None:
 
 
 def test_stored_document_original_and_provenance(tmp_path: Path) -> None:
-    from service.documents_api import ORIGINALS_DIR, DocumentStore, prepare_from_file
+    from service.docstore import ORIGINALS_DIR, DocumentStore, prepare_from_file
 
     doc = seed(YJ)
     data = word_file(doc)
@@ -302,7 +302,7 @@ def test_stored_document_original_and_provenance(tmp_path: Path) -> None:
 
 
 def test_markdown_upload_unchanged(tmp_path: Path) -> None:
-    from service.documents_api import prepare_from_file
+    from service.docstore import prepare_from_file
 
     md = (Path(__file__).resolve().parent.parent / "corpus" / "seeds" / f"{YJ}.md").read_bytes()
     prepared = prepare_from_file(md, "x.md", tmp_path)
@@ -429,7 +429,7 @@ def test_real_flat_xml_keeps_headings() -> None:
 
 
 def test_real_doc_stored_with_original_and_provenance(tmp_path: Path) -> None:
-    from service.documents_api import ORIGINALS_DIR, DocumentStore, prepare_from_file
+    from service.docstore import ORIGINALS_DIR, DocumentStore, prepare_from_file
 
     corpus = tmp_path / "documents"
     store = DocumentStore(corpus, tmp_path / "corpus.lock")

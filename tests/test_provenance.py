@@ -24,7 +24,7 @@ POLICY_TAIL = "\n\n江门市人民政府办公室\n\n2021年6月18日\n"  # a no
 
 
 def _add(corpus: Path, data: bytes, name: str, doc_id: str, **fields: str) -> None:
-    from service.documents_api import DocumentStore, prepare_from_file
+    from service.docstore import DocumentStore, prepare_from_file
 
     store = DocumentStore(corpus, corpus.parent / "corpus.lock")
     store.add(prepare_from_file(data, name, corpus, doc_id, **fields))
@@ -145,7 +145,7 @@ def test_docx_citation_names_its_section(engine: Any) -> None:
     assert c.origin["section"][0] == seed(SF).title
 
 
-def test_documents_api_shows_metadata_and_serves_the_original(engine: Any) -> None:
+def test_docstore_shows_metadata_and_serves_the_original(engine: Any) -> None:
     from starlette.testclient import TestClient
 
     from service.api.app import create_app

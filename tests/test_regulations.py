@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.answering import Answerer
-from service.documents_api import DocumentStore, prepare_from_file
+from service.docstore import DocumentStore, prepare_from_file
 from service.engine import Engine
 from service.settings import Settings
 

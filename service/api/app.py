@@ -32,7 +32,7 @@ from service.api.metrics import AppMetrics
 from service.api.middleware import Observability, request_body_limit
 from service.api.routers import documents, feedback, index, ops, questions
 from service.api.state import AppContext, AutoRebuild, IndexWatcher, stop
-from service.documents_api import DocumentStore
+from service.docstore import DocumentStore
 from service.jobs import JobRunner, env_settings
 from service.logbook import Logbook
 from service.logs import configure_logging

@@ -24,7 +24,7 @@ from index.generations import IndexCorrupt, IndexError_, IndexMismatch, IndexNot
 from index.store import LoadedIndex
 from service.api.errors import ApiError
 from service.api.metrics import AppMetrics
-from service.documents_api import DocumentStore
+from service.docstore import DocumentStore
 from service.jobs import Job, JobRunner
 from service.logbook import Logbook
 from service.settings import Settings

@@ -17,7 +17,7 @@ from corpus.documents import DOC_ID_RE
 from service.api.errors import ApiError, BodyTooLarge, validation_detail
 from service.api.middleware import Message, Receive
 from service.api.models import NewDocument
-from service.documents_api import (
+from service.docstore import (
     NewDocumentFields,
     PreparedDocument,
     prepare_from_fields,

@@ -38,7 +38,7 @@ from service.api.uploads import (
     prepare_upload,
     read_body,
 )
-from service.documents_api import check_corrections, check_doc_id, not_found
+from service.docstore import check_corrections, check_doc_id, not_found
 from service.settings import Settings
 
 log = logging.getLogger("policyqa")

@@ -1,4 +1,4 @@
-"""Storing and correcting documents (service/documents_api.py) in process: no date is made up, and a correction
+"""Storing and correcting documents (service/docstore.py) in process: no date is made up, and a correction
 rewrites only the front matter, durably, keeping the previous file in the trash."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from corpus.documents import load_corpus, split_document
 from corpus.formats.measure import seed, word_file
 from service.api.errors import ApiError
-from service.documents_api import (
+from service.docstore import (
     TRASH_DIR,
     DocumentStore,
     NewDocumentFields,

@@ -83,7 +83,9 @@ class PassageReader:
 
         self.folder = folder
         self.reader: OnnxReader = OnnxReader(folder, threads=threads)
-        self.fingerprint = str(self.reader.manifest.get("onnx_sha256", ""))
+        # the weights decide the margins calibration is fitted on (the graph is the code's): their file's hash
+        manifest = self.reader.manifest
+        self.fingerprint = str(manifest.get("onnx_data_sha256") or manifest.get("onnx_sha256", ""))
 
     def candidates(self, question: str, passages: tuple[SearchResult, ...],
                    rank_prior: Sequence[float] = ()) -> list[Candidate]:

@@ -155,6 +155,7 @@ def build_index(
     on_generation_dir: Callable[[Path], None] | None = None,
     reuse_indexes: bool = True,
     milvus: MilvusConfig | None = None,
+    pause: Callable[[], object] | None = None,
 ) -> BuildResult:
     """Write a new generation and make it current. The encoder is created only if some text is new.
 
@@ -166,6 +167,8 @@ def build_index(
     With ``milvus`` the vectors and BM25 go to a new Milvus collection named after the generation instead
     of dense.faiss and sparse/ (index/stores/milvus.py); the collection is written before the folder is
     published, the alias is switched to it after, and the previous generation's collection is kept.
+
+    ``pause`` is called before each batch is embedded (index/answergate.py: wait while questions are answered).
     """
     t0 = time.perf_counter()
     segmenter = segmenter or Segmenter()
@@ -208,9 +211,12 @@ def build_index(
             fresh: dict[str, np.ndarray] = {}
             # longest first across the whole build, so each batch holds texts of about one length (less padding)
             missing.sort(key=lambda i: len(texts[i]), reverse=True)
-            step = max(batch_size * 4, 64)  # cache in slices so an interrupted build keeps its work
+            # cache in slices so an interrupted build keeps its work; one batch a slice when it pauses for questions
+            step = batch_size if pause is not None else max(batch_size * 4, 64)
             for s in range(0, len(missing), step):
                 part = missing[s : s + step]
+                if pause is not None:
+                    pause()
                 vecs = encoder.encode_passages([texts[i] for i in part], batch_size=batch_size, on_progress=tick)
                 part_new = {keys[i]: vecs[j] for j, i in enumerate(part)}
                 cache.put_many(part_new)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from corpus.documents import StoredIds, seed_documents
 from corpus.pipeline import ChunkedCorpus, load_chunked_corpus
+from index.answergate import AnswerGate
 from index.builder import BuildResult, ModelInfo, build_index
 from index.encoders import TextEncoder, load_encoder
 from index.generations import IndexMismatch, IndexNotFound, current_generation
@@ -66,6 +67,7 @@ class Engine:
         self._encoder_lock = threading.Lock()  # one each, so that preload() loads the two models side by side
         self._reader_lock = threading.Lock()
         self._stored = StoredIds(settings.corpus_dir)
+        self.gate = AnswerGate(settings.index_dir)  # answers hold it; a build on this index waits for them
 
     # --- model ---------------------------------------------------------------------------------------
     def model_dir(self) -> Path:
@@ -137,9 +139,14 @@ class Engine:
         for p in corpus.problems:
             log.warning("skipped %s", p)
         info = self._model_info_for_build()
-        return build_index(corpus, self.settings.index_dir, info, lambda: self.encoder,
-                           segmenter=self.segmenter, hnsw_threshold=self.settings.hnsw_threshold,
-                           progress=progress, milvus=self.settings.milvus())
+        gate = AnswerGate(self.settings.index_dir, max_wait_s=self.settings.build_pause_s)
+        result = build_index(corpus, self.settings.index_dir, info, lambda: self.encoder,
+                             segmenter=self.segmenter, hnsw_threshold=self.settings.hnsw_threshold,
+                             progress=progress, milvus=self.settings.milvus(),
+                             pause=gate.wait_for_quiet if gate.max_wait_s > 0 else None)
+        if gate.waited_s >= 0.1:
+            log.info("the build paused %.1f s for questions being answered", gate.waited_s)
+        return result
 
     def _model_info_for_build(self) -> ModelInfo:
         if self._encoder is not None and self.settings.embedding_model is None and not (
@@ -203,11 +210,12 @@ class Engine:
                          dense_weight=self.settings.dense_weight, exclude=self.removed(idx))
 
     def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> SearchResponse:
-        return self.retriever().search(query, k or self.settings.default_k, mode)
+        with self.gate.answering():
+            return self.retriever().search(query, k or self.settings.default_k, mode)
 
     def answerer(self, thresholds: Thresholds | None = None) -> Answerer:
         return Answerer(self.retriever(), self.reader, thresholds, self.settings.read_passages,
-                        default_place=self.settings.default_place or None)
+                        default_place=self.settings.default_place or None, gate=self.gate.answering)
 
     def generative(self, answerer: Answerer | None = None) -> GenerativeAnswerer:
         return GenerativeAnswerer(answerer or self.answerer(), self.llm, passages=self.settings.llm_passages,

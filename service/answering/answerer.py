@@ -4,8 +4,11 @@ confidence, and cite the exact sentence that holds the span."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -82,8 +85,10 @@ class Answer:
 
 class Answerer:
     def __init__(self, retriever: Retriever, reader: PassageReader, thresholds: Thresholds | None = None,
-                 read_passages: int = READ_PASSAGES, *, default_place: str | None = None) -> None:
+                 read_passages: int = READ_PASSAGES, *, default_place: str | None = None,
+                 gate: Callable[[], AbstractContextManager[object]] | None = None) -> None:
         self.retriever = retriever
+        self.gate = gate or contextlib.nullcontext  # held while answering (index/answergate.py)
         self.default_place = default_place
         self.reader = reader
         self.index = retriever.index
@@ -93,12 +98,16 @@ class Answerer:
 
     def with_thresholds(self, thresholds: Thresholds) -> Answerer:
         return Answerer(self.retriever, self.reader, thresholds, self.read_passages,
-                        default_place=self.default_place)
+                        default_place=self.default_place, gate=self.gate)
 
     def answer(self, question: str, k: int = 5, mode: str = "hybrid") -> Answer:
         """The answer from the documents the question's scope allows (scope.py): the named place's regulations,
         the version asked about; a refusal naming the place when it has none; a few places' answers when the
         question names none and their regulations differ."""
+        with self.gate():
+            return self._scoped_answer(question, k, mode)
+
+    def _scoped_answer(self, question: str, k: int, mode: str) -> Answer:
         t0 = time.perf_counter()
         scope = decide(question, self.index, self.default_place)
         if scope.refusal is not None:

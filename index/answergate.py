@@ -1,0 +1,68 @@
+"""Questions first: an index build pauses between embedding batches while questions are being answered.
+
+On two vCPUs a build at the lowest priority (service/rebuild.py: SCHED_IDLE) still slowed answers 2.4-2.7x at
+p99 on a Zen 4 host: a batch it is running shares the cores' caches and memory bandwidth, and takes a core
+whenever a reader thread waits. So every answer holds a shared lock on ``<index_dir>/answering.lock`` while it
+retrieves and reads, in whichever process (server workers, the CLI), and the build takes that lock exclusively,
+for an instant, before each batch: it waits while any question is in flight.
+
+flock is released by the kernel when a process dies, so a crashed worker never stalls a build; and a build
+never waits longer than ``max_wait_s`` for one batch, so a service answering without pause still gets its
+index rebuilt (a batch at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_NAME = "answering.lock"
+POLL_S = 0.005
+
+
+class AnswerGate:
+    def __init__(self, index_dir: Path, *, max_wait_s: float = 2.0) -> None:
+        self.path = Path(index_dir) / LOCK_NAME
+        self.max_wait_s = max_wait_s
+        self.waited_s = 0.0  # the build's total pause, for its log line
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Held around one answer's retrieval and reading. Its own descriptor per answer: flock locks belong to
+        the open file, so concurrent answers in one process each hold a share."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # no index folder yet, or read-only: answering never depends on the gate
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing releases the share
+
+    def wait_for_quiet(self) -> float:
+        """Block until no answer holds the gate (at most ``max_wait_s``); returns the seconds waited."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return 0.0
+        t0 = time.monotonic()
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() - t0 >= self.max_wait_s:
+                        break
+                    time.sleep(POLL_S)
+        finally:
+            os.close(fd)
+        waited = time.monotonic() - t0
+        self.waited_s += waited
+        return waited

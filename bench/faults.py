@@ -132,7 +132,7 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(rebuild_kills=8, adds=60, add_kills=3, edit_rounds=1, latency_runs=1, latency_queries=24,
+        return cls(rebuild_kills=8, adds=60, add_kills=3, edit_rounds=1, latency_runs=1, latency_queries=12,
                    fuzz_examples=10)
 
     @classmethod

@@ -58,6 +58,9 @@ class BuildResult:
     encoder_loaded: bool
 
 
+PAUSE_BATCH = 4  # passages a batch when the build pauses for questions (index/answergate.py)
+
+
 def passage_text(chunk: Chunk) -> str:
     """What is embedded and BM25-indexed: the story title and section path give the chunk its context."""
     head = chunk.title if not chunk.section else f"{chunk.title}｜{chunk.section_label}"
@@ -211,8 +214,12 @@ def build_index(
             fresh: dict[str, np.ndarray] = {}
             # longest first across the whole build, so each batch holds texts of about one length (less padding)
             missing.sort(key=lambda i: len(texts[i]), reverse=True)
-            # cache in slices so an interrupted build keeps its work; one batch a slice when it pauses for questions
-            step = batch_size if pause is not None else max(batch_size * 4, 64)
+            # cache in slices so an interrupted build keeps its work. A build that pauses for questions embeds
+            # PAUSE_BATCH passages at a time: a question that arrives during a batch waits on less of it
+            if pause is not None:
+                batch_size = step = min(batch_size, PAUSE_BATCH)
+            else:
+                step = max(batch_size * 4, 64)
             for s in range(0, len(missing), step):
                 part = missing[s : s + step]
                 if pause is not None:

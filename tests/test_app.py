@@ -665,6 +665,11 @@ def test_two_workers_build_once_and_switch_together(tmp_path: Path) -> None:
             srv.client(limits=fresh) as c, srv.client(ADMIN_TOKEN) as admin:
         jobs = ws.jobs()
         assert len(jobs) == 1 and jobs[0]["state"] == "succeeded", jobs
+        # /readyz answered by one worker; on a loaded host the other may still be loading (503 meanwhile)
+        deadline, ready = time.monotonic() + 120, 0
+        while ready < 8 and time.monotonic() < deadline:
+            ready = ready + 1 if c.get("/v1/index").status_code == 200 else 0
+            time.sleep(0.05 if ready else 0.5)
         first = c.get("/v1/index").json()["generation"]
         assert first == jobs[0]["generation"]
 

@@ -97,10 +97,12 @@ class Engine:
         """The assembled reader; assembled on first use from the prepared e5 folder and the shipped layers."""
         with self._reader_lock:
             if self._reader is None:
-                from index.reader.assemble import ensure_reader
+                from index.reader.assemble import ensure_reader, reader_complete
 
-                e5 = ensure_model(self.settings.model_dir, progress=_log_model)  # the reader's base, whatever encodes
-                folder = ensure_reader(e5, self.settings.reader_dir, progress=_log_model)
+                folder = self.settings.reader_dir
+                if not reader_complete(folder):  # the e5 folder is the reader's base, whatever encodes
+                    e5 = ensure_model(self.settings.model_dir, progress=_log_model)
+                    folder = ensure_reader(e5, folder, progress=_log_model)
                 self._reader = PassageReader(folder, threads=self.settings.reader_threads)
                 _check_calibration(self._reader, Thresholds.load())
             return self._reader

@@ -126,7 +126,7 @@ class RayEmbedder:
             return
         import ray
 
-        ray.init(address=self.address, log_to_driver=False, logging_level="WARNING",
+        ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
                  ignore_reinit_error=True)
         try:
             import ray.data

@@ -126,8 +126,9 @@ class RayEmbedder:
             return
         import ray
 
-        ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
-                 ignore_reinit_error=True)
+        owned = not ray.is_initialized()  # a caller's own connection is left open
+        if owned:
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
         try:
             import ray.data
 
@@ -151,4 +152,5 @@ class RayEmbedder:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 yield batch["row"].tolist(), np.asarray(batch["vector"], dtype=np.float32)
         finally:
-            ray.shutdown()
+            if owned:
+                ray.shutdown()

@@ -10,11 +10,11 @@ import platform
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,6 +45,22 @@ class ModelInfo:
     max_tokens: int
     backend: str = "unknown"  # encoder variant: onnx-int8 | onnx | torch (a test double names its own)
     encoder: dict[str, Any] = field(default_factory=dict, hash=False)  # precision, quantisation, file
+
+
+class PassageEmbedder(Protocol):
+    """Embeds an index build's new passages somewhere other than this process (index/raybuild.py: actors of a
+    Ray cluster). Called with passage texts (unprompted, as ``encode_passages`` takes them), it yields
+    ``(positions, vectors)`` parts as they finish, in any order, until every position was yielded once."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def __call__(self, texts: Sequence[str]) -> Iterator[tuple[Sequence[int], np.ndarray]]: ...
+
+    def describe(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,7 @@ def build_index(
     on_generation_dir: Callable[[Path], None] | None = None,
     reuse_indexes: bool = True,
     milvus: MilvusConfig | None = None,
+    embedder: PassageEmbedder | None = None,
     pause: Callable[[], object] | None = None,
 ) -> BuildResult:
     """Write a new generation and make it current. The encoder is created only if some text is new.
@@ -171,7 +188,12 @@ def build_index(
     of dense.faiss and sparse/ (index/stores/milvus.py); the collection is written before the folder is
     published, the alias is switched to it after, and the previous generation's collection is kept.
 
-    ``pause`` is called before each batch is embedded (index/answergate.py: wait while questions are answered).
+    With ``embedder`` the passages missing from the embedding cache are embedded by it (a Ray cluster) instead
+    of by ``encoder_factory()``, which is then never called; its vectors go into the same cache, part by part,
+    and everything else is as in a local build.
+
+    ``pause`` is called before each local batch is embedded (index/answergate.py: wait while questions are
+    answered).
     """
     t0 = time.perf_counter()
     segmenter = segmenter or Segmenter()
@@ -201,10 +223,6 @@ def build_index(
         progress("embed", total - len(missing), total)
         encoder_loaded = False
         if missing:
-            encoder = encoder_factory()
-            encoder_loaded = True
-            if encoder.dim != model.dim:
-                raise ValueError(f"encoder dim {encoder.dim} != model dim {model.dim}")
             embedded = [total - len(missing)]
 
             def tick(n: int) -> None:
@@ -214,20 +232,38 @@ def build_index(
             fresh: dict[str, np.ndarray] = {}
             # longest first across the whole build, so each batch holds texts of about one length (less padding)
             missing.sort(key=lambda i: len(texts[i]), reverse=True)
-            # cache in slices so an interrupted build keeps its work. A build that pauses for questions embeds
-            # PAUSE_BATCH passages at a time: a question that arrives during a batch waits on less of it
-            if pause is not None:
-                batch_size = step = min(batch_size, PAUSE_BATCH)
+            if embedder is not None:
+                if embedder.fingerprint != model.fingerprint or embedder.dim != model.dim:
+                    raise ValueError(f"embedder {embedder.fingerprint[:12]} (dim {embedder.dim}) is not the model "
+                                     f"{model.fingerprint[:12]} (dim {model.dim})")
+                for rows, vecs in embedder([texts[i] for i in missing]):
+                    part_new = {keys[missing[int(r)]]: vecs[j] for j, r in enumerate(rows)}
+                    cache.put_many(part_new)  # as each part arrives: an interrupted build keeps its work
+                    fresh.update(part_new)
+                    tick(len(rows))
+                lost = sum(keys[i] not in fresh for i in missing)
+                if lost:
+                    raise RuntimeError(f"the embedder returned no vector for {lost} of {len(missing)} passages")
             else:
-                step = max(batch_size * 4, 64)
-            for s in range(0, len(missing), step):
-                part = missing[s : s + step]
+                encoder = encoder_factory()
+                encoder_loaded = True
+                if encoder.dim != model.dim:
+                    raise ValueError(f"encoder dim {encoder.dim} != model dim {model.dim}")
+                # cache in slices so an interrupted build keeps its work. A build that pauses for questions
+                # embeds PAUSE_BATCH passages at a time: a question that arrives during a batch waits on less of it
                 if pause is not None:
-                    pause()
-                vecs = encoder.encode_passages([texts[i] for i in part], batch_size=batch_size, on_progress=tick)
-                part_new = {keys[i]: vecs[j] for j, i in enumerate(part)}
-                cache.put_many(part_new)
-                fresh.update(part_new)
+                    batch_size = step = min(batch_size, PAUSE_BATCH)
+                else:
+                    step = max(batch_size * 4, 64)
+                for s in range(0, len(missing), step):
+                    part = missing[s : s + step]
+                    if pause is not None:
+                        pause()
+                    vecs = encoder.encode_passages([texts[i] for i in part], batch_size=batch_size,
+                                                   on_progress=tick)
+                    part_new = {keys[i]: vecs[j] for j, i in enumerate(part)}
+                    cache.put_many(part_new)
+                    fresh.update(part_new)
             cached.update(fresh)
         store_info: dict[str, Any] | None = None
         if milvus is not None:
@@ -310,7 +346,8 @@ def build_index(
             **({"store": store_info} if store_info is not None else {}),
             "build": {"seconds": round(seconds, 3), "embedded": len(missing), "cached": total - len(missing),
                       "encoder_loaded": encoder_loaded,
-                      "reused_indexes_from": reuse.name if reuse is not None else None},
+                      "reused_indexes_from": reuse.name if reuse is not None else None,
+                      **({"embedder": embedder.describe()} if embedder is not None and missing else {})},
         }
         write_json(tmp / "manifest.json", manifest)  # last: a folder without it is never valid
         publish(root, tmp, name)

@@ -248,10 +248,19 @@ def _engine(settings: Settings) -> Any:
 
 
 def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
+    if args.ray is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise CliError("--ray needs Ray: pip install 'policyqa[ray]'")
+        if settings.encoder_backend not in ("onnx-int8", "onnx"):
+            raise CliError(f"--ray embeds with ONNX Runtime, not POLICYQA_ENCODER_BACKEND={settings.encoder_backend}")
+    if args.ray_actors is not None and (args.ray is None or args.ray_actors < 1):
+        raise CliError("--ray-actors takes a count of 1 or more, with --ray")
     engine = _engine(settings)
     bar = TqdmProgress(enabled=not args.quiet)
     try:
-        result = engine.build(progress=bar)
+        result = engine.build(progress=bar, ray_address=args.ray, ray_actors=args.ray_actors)
     finally:
         bar.close()
     summary = {"generation": result.generation, "path": str(result.path), "chunks": result.chunks,
@@ -579,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = index.add_parser("build", help="build a new index generation and make it current")
     s.add_argument("--json", action="store_true", help="print the build summary as one JSON object")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="embed the new passages on this Ray cluster (auto, HOST:6379, ray://HOST:10001); needs "
+                        "the ray extra: pip install 'policyqa[ray]' (docs/scaling.md)")
+    s.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                   help="encoder actors on the cluster (default: its CPUs / POLICYQA_BUILD_THREADS)")
     s.set_defaults(handler=cmd_index_build)
     s = index.add_parser("info", help="the current generation: id, time, counts, model, encoder, build time, "
                                       "size on disk")

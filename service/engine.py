@@ -136,15 +136,23 @@ class Engine:
         rebuild that drops them."""
         return frozenset(idx.documents) - self._stored()
 
-    def build(self, progress: Progress = _quiet, corpus: ChunkedCorpus | None = None) -> BuildResult:
+    def build(self, progress: Progress = _quiet, corpus: ChunkedCorpus | None = None, *,
+              ray_address: str | None = None, ray_actors: int | None = None) -> BuildResult:
+        """Build a generation; with ``ray_address`` the new passages are embedded on that Ray cluster
+        (index/raybuild.py, the `ray` extra) instead of by this process's encoder."""
         corpus = corpus or self.corpus()
         for p in corpus.problems:
             log.warning("skipped %s", p)
         info = self._model_info_for_build()
+        embedder = None
+        if ray_address:
+            from index.raybuild import RayEmbedder
+
+            embedder = RayEmbedder(ray_address, info, actors=ray_actors, threads=self.settings.build_threads)
         gate = AnswerGate(self.settings.index_dir, max_wait_s=self.settings.build_pause_s)
         result = build_index(corpus, self.settings.index_dir, info, lambda: self.encoder,
                              segmenter=self.segmenter, hnsw_threshold=self.settings.hnsw_threshold,
-                             progress=progress, milvus=self.settings.milvus(),
+                             progress=progress, milvus=self.settings.milvus(), embedder=embedder,
                              pause=gate.wait_for_quiet if gate.max_wait_s > 0 else None)
         if gate.waited_s >= 0.1:
             log.info("the build paused %.1f s for questions being answered", gate.waited_s)

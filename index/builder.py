@@ -175,7 +175,7 @@ def build_index(
     reuse_indexes: bool = True,
     milvus: MilvusConfig | None = None,
     embedder: PassageEmbedder | None = None,
-    pause: Callable[[], object] | None = None,
+    pause: Callable[[], bool] | None = None,
 ) -> BuildResult:
     """Write a new generation and make it current. The encoder is created only if some text is new.
 
@@ -192,8 +192,8 @@ def build_index(
     of by ``encoder_factory()``, which is then never called; its vectors go into the same cache, part by part,
     and everything else is as in a local build.
 
-    ``pause`` is called before each local batch is embedded (index/answergate.py: wait while questions are
-    answered).
+    ``pause`` is called before each local batch is embedded and every 64 passages BM25 tokenises
+    (index/answergate.py: it waits while questions are being answered, and says whether they all ended).
     """
     t0 = time.perf_counter()
     segmenter = segmenter or Segmenter()
@@ -250,16 +250,14 @@ def build_index(
                 if encoder.dim != model.dim:
                     raise ValueError(f"encoder dim {encoder.dim} != model dim {model.dim}")
                 # cache in slices so an interrupted build keeps its work. A build that pauses for questions
-                # embeds PAUSE_BATCH passages at a time: a question that arrives during a batch waits on less of it
-                if pause is not None:
-                    batch_size = step = min(batch_size, PAUSE_BATCH)
-                else:
-                    step = max(batch_size * 4, 64)
-                for s in range(0, len(missing), step):
+                # embeds PAUSE_BATCH passages after a quiet moment, one passage when it stopped waiting with
+                # questions still in flight: an answer running beside it then waits on ~30 ms of work at most
+                s = 0
+                while s < len(missing):
+                    step = max(batch_size * 4, 64) if pause is None else PAUSE_BATCH if pause() else 1
                     part = missing[s : s + step]
-                    if pause is not None:
-                        pause()
-                    vecs = encoder.encode_passages([texts[i] for i in part], batch_size=batch_size,
+                    s += len(part)
+                    vecs = encoder.encode_passages([texts[i] for i in part], batch_size=min(batch_size, step),
                                                    on_progress=tick)
                     part_new = {keys[i]: vecs[j] for j, i in enumerate(part)}
                     cache.put_many(part_new)
@@ -304,6 +302,8 @@ def build_index(
             token_lists = []
             for i, t in enumerate(texts):
                 token_lists.append(segmenter.tokens(t))
+                if i % 64 == 0 and pause is not None:
+                    pause()
                 if i % 256 == 0:
                     progress("sparse", i, total)
             sparse = SparseIndex.build(token_lists)

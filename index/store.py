@@ -143,6 +143,10 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
     generation must have been built into Milvus and its collection must exist with the manifest's row count;
     a FAISS generation is then refused (IndexMismatch, so the engine rebuilds), and the other way round.
     """
+    if milvus is not None:
+        from index.stores.milvus import require_pymilvus
+
+        require_pymilvus()
     folder = generation or current_generation(root)
     if folder is None or not folder.is_dir():
         raise IndexNotFound(f"no index in {root}", "build one with `policyqa index build`")
@@ -180,10 +184,15 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
             dense = DenseIndex.load(folder / "dense.faiss")
             sparse = SparseIndex.load(folder / "sparse")
         else:
-            from index.stores.milvus import open_store
+            from index.stores.milvus import bm25_engine, open_store
 
-            dense, sparse = open_store(milvus, str(manifest["store"]["collection"]), int(manifest["counts"]["vectors"]),
-                                       int(manifest["model"]["dim"]), manifest["store"].get("dense_index"))
+            engine = bm25_engine(manifest["store"])
+            if engine == "bm25s" and not (folder / "sparse").exists():
+                raise IndexCorrupt(f"generation {folder.name} lacks sparse (its BM25 runs in bm25s)")
+            dense, milvus_sparse = open_store(milvus, str(manifest["store"]["collection"]),
+                                              int(manifest["counts"]["vectors"]), int(manifest["model"]["dim"]),
+                                              manifest["store"].get("dense_index"), bm25=engine)
+            sparse = milvus_sparse if milvus_sparse is not None else SparseIndex.load(folder / "sparse")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"generation {folder.name} cannot be read: {exc}") from exc
     counts = manifest["counts"]

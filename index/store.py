@@ -128,6 +128,20 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def store_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Where a generation's two searches run, for GET /v1/index: ``kind`` faiss | milvus, ``bm25`` bm25s | milvus
+    (a Milvus server without BM25 functions keeps bm25s files beside its collection), the dense index and,
+    for Milvus, the collection, alias and URI (never the token)."""
+    store = manifest.get("store") or {}
+    if str(store.get("kind") or "faiss") != "milvus":
+        return {"kind": "faiss", "bm25": "bm25s", "dense_index": (manifest.get("dense") or {}).get("kind")}
+    from index.stores.milvus import bm25_engine
+
+    return {"kind": "milvus", "bm25": bm25_engine(store), "dense_index": store.get("dense_index"),
+            "collection": store.get("collection"), "alias": store.get("alias"), "uri": store.get("uri"),
+            "db": store.get("db") or ""}
+
+
 def built_backend(manifest: dict[str, Any]) -> str:
     """The encoder variant a generation's passages were embedded with (torch before variants were recorded)."""
     return str((manifest.get("encoder") or {}).get("backend") or "torch")

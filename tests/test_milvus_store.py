@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def _questions(n: int = 8) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def milvus_engine(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, real_engine: Engine) -> Engine:
+def milvus_engine(tmp_path_factory: pytest.TempPathFactory, model_dir: Path,
+                  real_engine: Engine) -> Iterator[Engine]:
     tmp = tmp_path_factory.mktemp("milvus")
     docs = tmp / "docs"
     shutil.copytree(SEEDS, docs)
@@ -87,8 +89,9 @@ def test_ivf_from_the_threshold_in_local_mode(milvus_engine: Engine, tmp_path: P
     assert idx.manifest["store"]["dense_index"] == mv.ivf_index(rows) == {
         "index_type": "IVF_FLAT", "metric_type": "IP", "params": {"nlist": round(4 * rows ** 0.5)}}
     assert idx.manifest["dense"]["kind"] == idx.dense.kind == "milvus-ivf_flat"
-    assert mv.client(settings.milvus()).describe_index(idx.manifest["store"]["collection"], "dense")[
-        "index_type"] == "IVF_FLAT"
+    cfg = settings.milvus()
+    assert cfg is not None
+    assert mv.client(cfg).describe_index(idx.manifest["store"]["collection"], "dense")["index_type"] == "IVF_FLAT"
     assert milvus_engine.index.dense.kind == "milvus-flat"
     for q in _questions():
         h = engine.search(str(q["question"]), k=50, mode="dense").results

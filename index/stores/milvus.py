@@ -26,6 +26,7 @@ import logging
 import math
 import re
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,25 +81,99 @@ def require_pymilvus() -> None:
         raise StoreUnavailable("POLICYQA_STORE=milvus but pymilvus is not installed", INSTALL_HINT)
 
 
-_clients: dict[tuple[str, str, str], Any] = {}
+# Every call gets a deadline (pymilvus retries a call to an unreachable server for ~3.5 min otherwise; only an
+# int timeout bounds its retries). Generous: a flush or load of a large collection takes minutes.
+CALL_TIMEOUT_S = 300
+# Calls that only read: retried once on a fresh connection after a failure (a server that restarted)
+_READS = frozenset({"has_collection", "list_collections", "list_aliases", "describe_alias", "describe_collection",
+                    "describe_index", "query", "search", "get", "load_collection"})
+_LOCAL_ONLY = frozenset({"create_schema", "prepare_index_params", "close"})
+
+
+class _Client:
+    """A MilvusClient with a deadline on every call and a fresh connection after a failed one.
+
+    pymilvus shares one gRPC channel per URI between clients; after the server went away the channel waits
+    out gRPC's reconnect backoff (up to 2 minutes) even once the server is back. Each client here has a
+    connection of its own, and a call that fails replaces it, so the next call (or, for reads, the retry)
+    reaches a restarted server at once."""
+
+    def __init__(self, cfg: MilvusConfig) -> None:
+        self.cfg = cfg
+        self._client: Any = self._connect()
+
+    def _connect(self) -> Any:
+        from pymilvus import MilvusClient
+
+        kwargs: dict[str, Any] = {"uri": self.cfg.uri, "timeout": min(30, CALL_TIMEOUT_S), "alias": f"policyqa-{uuid.uuid4().hex}"}
+        if self.cfg.token:
+            kwargs["token"] = self.cfg.token
+        if self.cfg.db:
+            kwargs["db_name"] = self.cfg.db
+        return MilvusClient(**kwargs)
+
+    def _reconnect(self) -> None:
+        """Drop the connection; the next call makes a new one."""
+        with contextlib.suppress(Exception):
+            self._client.close()
+        self._client = None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._client is not None:
+                self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _LOCAL_ONLY:
+            if self._client is None:
+                self._client = self._connect()
+            return getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", CALL_TIMEOUT_S)
+            for attempt in (0, 1):
+                if self._client is None:
+                    self._client = self._connect()
+                try:
+                    return getattr(self._client, name)(*args, **kwargs)
+                except Exception as exc:
+                    if not _connection_error(exc):
+                        raise
+                    self._reconnect()
+                    if attempt or name not in _READS:
+                        raise
+            raise AssertionError("unreachable")
+
+        return call
+
+
+def _connection_error(exc: BaseException) -> bool:
+    """A failure of the connection (server gone, deadline passed), not a refusal by a server that answered."""
+    import grpc
+    from pymilvus import MilvusException
+
+    if isinstance(exc, grpc.RpcError):
+        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    if isinstance(exc, MilvusException):
+        text = str(exc)
+        return any(w in text for w in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "Retry timeout", "Retry run out",
+                                       "Fail connecting", "server unavailable"))
+    return isinstance(exc, OSError | TimeoutError)
+
+
+_clients: dict[tuple[str, str, str], _Client] = {}
 _clients_lock = threading.Lock()
+_alias_support: dict[tuple[str, str, str], bool] = {}
 
 
 def client(cfg: MilvusConfig) -> Any:
-    """One MilvusClient per (uri, token, db) per process (Milvus Lite: one binary per file, held by it)."""
+    """One client per (uri, token, db) per process (Milvus Lite: one binary per file, held by it)."""
     require_pymilvus()
-    from pymilvus import MilvusClient
-
     key = (cfg.uri, cfg.token, cfg.db)
     with _clients_lock:
         c = _clients.get(key)
         if c is None:
-            kwargs: dict[str, Any] = {"uri": cfg.uri}
-            if cfg.token:
-                kwargs["token"] = cfg.token
-            if cfg.db:
-                kwargs["db_name"] = cfg.db
-            c = _clients[key] = MilvusClient(**kwargs)
+            c = _clients[key] = _Client(cfg)
         return c
 
 
@@ -108,15 +183,13 @@ def drop_client(cfg: MilvusConfig) -> None:
         c = _clients.pop((cfg.uri, cfg.token, cfg.db), None)
         _alias_support.pop((cfg.uri, cfg.token, cfg.db), None)
     if c is not None:
-        with contextlib.suppress(Exception):
-            c.close()
+        c.close()
 
 
 def close_clients() -> None:
     with _clients_lock:
         for c in _clients.values():
-            with contextlib.suppress(Exception):  # closing is best effort
-                c.close()
+            c.close()
         _clients.clear()
         _alias_support.clear()
 
@@ -260,9 +333,6 @@ def row_count(cfg: MilvusConfig, name: str) -> int:
 
 def pointer_collection(cfg: MilvusConfig) -> str:
     return f"{cfg.prefix}_pointer"
-
-
-_alias_support: dict[tuple[str, str, str], bool] = {}
 
 
 def has_aliases(cfg: MilvusConfig) -> bool:

@@ -14,8 +14,8 @@ machine, each part in its own fresh process (so a part's memory is its own):
                  server process's (measured on the binary's /proc entry; not available over a URI). Every dense
                  index type is first probed on 3,000 vectors (create, insert, flush, release, load, search);
                  the N collection gets what the store would build (index/stores/milvus.py: dense_indexes()):
-                 HNSW (M=32, efConstruction=100; ef 64 and 256) where the engine builds it, else IVF_FLAT
-                 (nlist 4*sqrt(N); nprobe swept). (Until 2026-12 this part ran on milvus-lite 3.x, a pure-Python
+                 HNSW (M=32, efConstruction=100; ef 64 and 256) where the engine builds it, else FLAT;
+                 --milvus-index IVF_FLAT measures IVF_FLAT instead (nlist 4*sqrt(N); nprobe swept). (Until 2026-12 this part ran on milvus-lite 3.x, a pure-Python
                  emulator of the Milvus API; docs/scaling.md keeps those figures, labelled.)
   - bm25s        the project's index.sparse.SparseIndex over index.segmentation.Segmenter tokens.
   - Milvus BM25  the project's schema for text (index/stores/milvus.py: analyzer_params(), bm25_text(), a BM25
@@ -593,7 +593,7 @@ def wait_indexed(c: Any, name: str, field: str, rows: int, limit_s: float = 3600
 def part_milvus(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     from pymilvus import DataType
 
-    from index.stores.milvus import HNSW_INDEX, ivf_index
+    from index.stores.milvus import DENSE_INDEX, HNSW_INDEX, ivf_index
 
     quiet_milvus()
     vectors = np.load(work / "vectors.npy", mmap_mode="r")
@@ -605,9 +605,11 @@ def part_milvus(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     before = server_status(server)
     if c.has_collection("dense"):
         c.drop_collection("dense")
-    hnsw = {**HNSW_INDEX, "params": {"M": int(cfg["hnsw_m"]), "efConstruction": int(cfg["hnsw_efc"])}}
+    hnsw: dict[str, Any] = {**HNSW_INDEX, "params": {"M": int(cfg["hnsw_m"]), "efConstruction": int(cfg["hnsw_efc"])}}
     refused = []
-    for index in (hnsw, ivf_index(n)):  # what the store asks for, in its order
+    forced = str(cfg.get("milvus_index") or "")
+    wanted: list[dict[str, Any]] = [ivf_index(n)] if forced == "IVF_FLAT" else [hnsw, dict(DENSE_INDEX)]
+    for index in wanted:
         schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("row", DataType.INT64, is_primary=True)
         schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
@@ -660,15 +662,17 @@ def part_milvus_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     if rows != len(np.load(work / "vectors.npy", mmap_mode="r")):
         truth = subset_truth(work, queries, rows)
     qlists = [q.tolist() for q in queries]
-    knob, values = ("ef", tuple(MILVUS_EF)) if kind == "HNSW" else ("nprobe", tuple(MILVUS_NPROBE))
+    knob, values = {"HNSW": ("ef", tuple(MILVUS_EF)), "IVF_FLAT": ("nprobe", tuple(MILVUS_NPROBE))}.get(
+        kind, ("exact", (0,)))
     values = tuple(int(v) for v in values)
     nlist = int(info.get("nlist", 0) or 0)
     if knob == "nprobe" and nlist:
         values = tuple(v for v in values if v <= nlist) or (nlist,)
 
     def search(i: int, value: int) -> Any:
+        params = {} if knob == "exact" else {knob: value}
         return c.search("dense", data=[qlists[i]], anns_field="dense", limit=K,
-                        search_params={"metric_type": "IP", "params": {knob: value}}, output_fields=["row"])
+                        search_params={"metric_type": "IP", "params": params}, output_fields=["row"])
 
     search(0, values[0])
     ram = server_status(server)["RssAnon"] - idle["RssAnon"]
@@ -919,9 +923,10 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> None:
                 r["disk_mb"], s, s["recall_at_10"])
     mv = res.get("milvus", {})
     for s in mv.get("sweep", []):
-        knob = "ef" if "ef" in s else "nprobe"
+        knob = next(k for k in ("ef", "nprobe", "exact") if k in s)
         params = ",".join(f"{k}{v}" for k, v in (mv.get("build_params") or {}).items())
-        row(f"Milvus {mv.get('index_type')} {params} {knob}{s[knob]}", mv["rows"], mv["build_s"], mv["ram_mb"],
+        label = "(exact)" if knob == "exact" else f"{params} {knob}{s[knob]}"
+        row(f"Milvus {mv.get('index_type')} {label}", mv["rows"], mv["build_s"], mv["ram_mb"],
             mv["disk_mb"], s, s["recall_at_10"])
     print()
     b = res.get("bm25s", {})
@@ -990,6 +995,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="FAISS threads for builds")
     ap.add_argument("--milvus-limit-s", type=float, default=1500, help="stop the Milvus dense insert after this")
     ap.add_argument("--milvus-uri", default="", help="a Milvus server (default: a Milvus Lite file in the work dir)")
+    ap.add_argument("--milvus-index", default="", choices=["", "IVF_FLAT"],
+                    help="the dense index (default: the store's choice, HNSW else FLAT); IVF_FLAT: nlist 4*sqrt(N)")
     ap.add_argument("--milvus-bm25-n", type=int, default=0,
                     help="texts for Milvus BM25 (default and at most --n)")
     ap.add_argument("--milvus-bm25-limit-s", type=float, default=1500, help="stop the Milvus BM25 insert after this")
@@ -1034,6 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "refine_k_factor": args.refine_k_factor, "threads": args.threads, "milvus_limit_s": args.milvus_limit_s,
            "milvus_bm25_limit_s": args.milvus_bm25_limit_s,
            "milvus_bm25_n": args.milvus_bm25_n or args.n, "milvus_uri": args.milvus_uri,
+           "milvus_index": args.milvus_index,
            "part_timeout_s": args.part_timeout_s}
     (work / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
     print(f"work folder: {work}; parts: {', '.join(parts)}; config: {json.dumps(cfg)}", flush=True)

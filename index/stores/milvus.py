@@ -12,8 +12,9 @@ The engine is real Milvus: Milvus Lite 2.5 (a local file path as the URI: pymilv
 with the same calls. What a collection gets depends on what the engine accepts, tried in this order when the
 collection is created and recorded in the generation's manifest (``store``):
 
-- dense index: FLAT (exact) below POLICYQA_HNSW_THRESHOLD rows; from it HNSW, or IVF_FLAT where the engine
-  refuses HNSW (Milvus Lite: "local mode only support FLAT IVF_FLAT AUTOINDEX").
+- dense index: FLAT (exact) below POLICYQA_HNSW_THRESHOLD rows; from it HNSW, or FLAT still where the engine
+  refuses HNSW (Milvus Lite: "local mode only support FLAT IVF_FLAT AUTOINDEX"; its IVF_FLAT is no option:
+  recall@10 0.79 at 10^5 whatever nlist and nprobe, docs/scaling.md).
 - BM25: a BM25 function in Milvus (``bm25: "milvus"``); where the engine has none (Milvus before 2.5 refuses
   the SPARSE_FLOAT_VECTOR field's index) the collection holds no ``sparse`` field and BM25 stays in bm25s
   files in the generation folder, as with the FAISS store (``bm25: "bm25s"``).
@@ -45,12 +46,11 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "install the Milvus extra: pip install 'policyqa[milvus]'"
 DENSE_INDEX = {"index_type": "FLAT", "metric_type": "IP"}  # exact: below the HNSW threshold
 # From POLICYQA_HNSW_THRESHOLD rows on, HNSW as FAISS does (ef 256: bench/bench_scale.py measured recall@10
-# 1.000 at 10^6 on HNSW M 32 / efConstruction 100); Milvus Lite builds no HNSW, it gets IVF_FLAT instead.
+# 1.000 at 10^6 on HNSW M 32 / efConstruction 100). Milvus Lite builds no HNSW and its IVF_FLAT found 79% of
+# the true top 10 at 10^5 rows with nlist 128 or 1,265 and any nprobe from 8 to all lists (the search parameter
+# changes nothing), so Lite stays exact (FLAT: recall 1.000, p50 20 ms at 10^5; docs/scaling.md section 1b).
 HNSW_INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 32, "efConstruction": 100}}
 HNSW_EF = 256
-# IVF_FLAT: nlist = 4·sqrt(rows) (1,265 lists at 10^5, 4,000 at 10^6), nprobe 64. bench/bench_scale.py on
-# Milvus Lite 2.5.1 (docs/scaling.md): recall@10 against exact search
-IVF_NPROBE = 64
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 MAX_TOPK = 16384  # Milvus's limit on one search
 INSERT_BATCH = 512
@@ -213,16 +213,17 @@ def analyzer_params() -> dict[str, Any]:
 
 
 def ivf_index(rows: int) -> dict[str, Any]:
+    """IVF_FLAT with nlist 4·sqrt(rows) (bench/bench_scale.py --milvus-index IVF_FLAT measures it; not used)."""
     nlist = max(1, min(65536, round(4 * math.sqrt(max(rows, 1)))))
     return {"index_type": "IVF_FLAT", "metric_type": "IP", "params": {"nlist": nlist}}
 
 
 def dense_indexes(rows: int, hnsw_threshold: int) -> list[dict[str, Any]]:
     """The dense indexes a collection of `rows` vectors may get, best first: exact (FLAT) below the threshold;
-    from it HNSW, then IVF_FLAT for an engine that builds no HNSW (Milvus Lite)."""
+    from it HNSW, then FLAT for an engine that builds no HNSW (Milvus Lite)."""
     if rows < hnsw_threshold:
         return [dict(DENSE_INDEX)]
-    return [dict(HNSW_INDEX), ivf_index(rows)]
+    return [dict(HNSW_INDEX), dict(DENSE_INDEX)]
 
 
 def dense_index(rows: int, hnsw_threshold: int) -> dict[str, Any]:
@@ -427,10 +428,6 @@ class MilvusDense:
         params: dict[str, Any] = {"metric_type": self.index["metric_type"]}
         if self.index["index_type"] == "HNSW":
             params["params"] = {"ef": max(k, HNSW_EF)}  # ef below k is refused
-        elif self.index["index_type"] == "IVF_FLAT":
-            index_params = self.index.get("params")
-            nlist = int(index_params.get("nlist", IVF_NPROBE)) if isinstance(index_params, dict) else IVF_NPROBE
-            params["params"] = {"nprobe": min(IVF_NPROBE, nlist)}
         return params
 
     @property

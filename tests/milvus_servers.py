@@ -29,6 +29,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _descendants(root: int) -> list[int]:
+    """The processes below `root` (children first found, then theirs), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 class ServerUnavailable(RuntimeError):
     """The server binary is not installed or cannot start on this platform."""
 
@@ -97,12 +115,17 @@ class MilvusServer:
         return True
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
-        """Kill the server's process group (kill -9 by default: what a crash looks like to the clients)."""
+        """Kill the server and every process it started (kill -9 by default: what a crash looks like to the
+        clients). The standalone's `milvus` binary leaves the wrapper's process group, so descendants are
+        found through /proc, not the group alone; a survivor would hold /run/milvus/standalone.pid and keep
+        the next standalone server from starting."""
         if self.proc is None:
             return
-        if self.proc.poll() is None or self.kind == "standalone":
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
+        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -9,23 +9,24 @@ machine, each part in its own fresh process (so a part's memory is its own):
                  then the same index behind an IndexRefineFlat (nprobe x k_factor swept: k_factor*50
                  candidates re-scored exactly), which keeps the raw vectors in RAM as well.
   - FAISS Flat   IndexFlatIP: the exact search every recall figure is measured against (and its latency).
-  - Milvus Lite  pymilvus MilvusClient on a local ``.db`` folder in the work dir. milvus-lite 3.x is a pure
-                 Python server running in the client's process (gRPC on a thread, FAISS underneath, segments of
-                 at most 100k rows, one index per segment), so its memory is this process's. Every dense index
-                 type is first probed on 3,000 vectors (insert, flush, release, load, search: a type it cannot
-                 build is only refused at load); the 1M collection uses HNSW (M=32, efConstruction=100; ef 64
-                 and 256; a query is slow enough here that one timed pass also gives the recall).
+  - Milvus       the real engine: milvus-lite 2.5.1's ``milvus`` binary (knowhere; pymilvus starts it for a
+                 local ``.db`` file in the work dir) or, with --milvus-uri, any Milvus server. Its memory is the
+                 server process's (measured on the binary's /proc entry; not available over a URI). Every dense
+                 index type is first probed on 3,000 vectors (create, insert, flush, release, load, search);
+                 the N collection gets what the store would build (index/stores/milvus.py: dense_indexes()):
+                 HNSW (M=32, efConstruction=100; ef 64 and 256) where the engine builds it, else FLAT;
+                 --milvus-index IVF_FLAT measures IVF_FLAT instead (nlist 4*sqrt(N); nprobe swept). (Until 2026-12 this part ran on milvus-lite 3.x, a pure-Python
+                 emulator of the Milvus API; docs/scaling.md keeps those figures, labelled.)
   - bm25s        the project's index.sparse.SparseIndex over index.segmentation.Segmenter tokens.
   - Milvus BM25  the project's schema for text (index/stores/milvus.py: analyzer_params(), bm25_text(), a BM25
                  function into a SPARSE_FLOAT_VECTOR with a SPARSE_INVERTED_INDEX) at --milvus-bm25-n texts
-                 (default 200,000, not N: Milvus Lite's pure-Python inverted index took ~24-30 KB of RAM a
-                 text, so 1M would need ~24-30 GB), inserted until then or --milvus-bm25-limit-s seconds of
-                 inserting, whichever comes first (the size reached is printed). Any Milvus Lite insert also
-                 stops when the process passes 8 GB RSS.
+                 (default N), inserted until then or --milvus-bm25-limit-s seconds of inserting, whichever
+                 comes first (the size reached is printed). Any Milvus insert also stops when the server
+                 process passes 8 GB RSS.
 
 For each: build time, memory (RSS of the serving process after loading the built index from disk, minus the
 RSS before; the build's peak RSS separately), disk size, query latency p50/p99 at k=50 (one query at a time,
-one FAISS thread, medians over --reps repetitions of every query; for Milvus Lite no repetition starts after
+one FAISS thread, medians over --reps repetitions of every query; for Milvus no repetition starts after
 150 s of timing, for FAISS after 240 s), recall@10 against exact search. IVF-PQ with refine sweeps nprobe and
 k_factor.
 
@@ -52,6 +53,7 @@ Data (deterministic):
     nice -n 10 .venv/bin/python bench/bench_scale.py --json scale.json   # the full 1M run (~50 min, 2 vCPUs)
     .venv/bin/python bench/bench_scale.py --n 200000 --parts prep,flat,hnsw,ivfpq
     .venv/bin/python bench/bench_scale.py --parts prep,bm25s,milvus-bm25 --milvus-bm25-limit-s 600
+    .venv/bin/python bench/bench_scale.py --n 100000 --parts prep,flat,milvus,bm25s,milvus-bm25  # Milvus beside FAISS
     .venv/bin/python bench/bench_scale.py --report-from scale.json     # print a saved run's report again
 
 Parts (--parts, in this order): prep, flat, hnsw, ivfpq, milvus, bm25s, milvus-bm25. Work files (vectors,
@@ -103,7 +105,8 @@ PARTS = ("prep", "flat", "hnsw", "ivfpq", "milvus", "bm25s", "milvus-bm25")
 EXTRA_LIBRARIES = ("pymilvus", "milvus-lite", "jieba")
 HNSW_EF = (64, 128, 256)
 MILVUS_EF = (64, 256)
-MILVUS_RSS_CAP_MB = 8000  # a Milvus Lite insert stops when this process's RSS passes it
+MILVUS_NPROBE = (8, 16, 32, 64, 128)
+MILVUS_RSS_CAP_MB = 8000  # a Milvus insert stops when the server's RSS passes it
 IVF_NPROBE = (8, 16, 32, 64, 128)
 REFINE_SWEEP = ((16, 4), (64, 4), (16, 16), (64, 16), (64, 64))  # (nprobe, k_factor)
 MILVUS_PROBE_TYPES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -463,50 +466,96 @@ def part_refine_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
                        lambda v: {"nprobe": v[0], "k_factor": v[1]})
 
 
-# --- part: Milvus Lite dense --------------------------------------------------------------------------------
+# --- part: Milvus dense ------------------------------------------------------------------------------------
 def quiet_milvus() -> None:
     for name in ("pymilvus", "grpc._server", "milvus_lite"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
 
 
-def milvus_probe(folder: Path, dim: int) -> list[dict[str, Any]]:
-    """Which dense index types Milvus Lite builds: insert, flush, release, load (where it builds), search."""
-    from pymilvus import DataType, MilvusClient
+def milvus_client(work: Path, cfg: dict[str, Any], name: str) -> tuple[Any, int | None]:
+    """A client on --milvus-uri, or on a Milvus Lite file in the work dir (pymilvus starts milvus-lite's binary
+    as a child of this process); with the server's pid when it is that child (its memory is measured)."""
+    from pymilvus import MilvusClient
 
-    c = MilvusClient(str(folder / "probe.db"))
+    uri = str(cfg.get("milvus_uri") or "")
+    if uri:
+        return MilvusClient(uri, timeout=60), None
+    before = set(child_pids())
+    c = MilvusClient(str(work / name))
+    fresh = [pid for pid in child_pids() if pid not in before and "milvus" in proc_cmd(pid)]
+    return c, (fresh[0] if fresh else None)
+
+
+def child_pids() -> list[int]:
+    out = []
+    me = os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def proc_cmd(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def server_status(pid: int | None) -> dict[str, float]:
+    """VmRSS, RssAnon, VmHWM of the Milvus server process in MB (NaN over a URI)."""
+    keys = ("VmRSS", "RssAnon", "VmHWM")
+    if pid is None:
+        return {k: float("nan") for k in keys}
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in keys:
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def milvus_probe(work: Path, cfg: dict[str, Any], dim: int) -> list[dict[str, Any]]:
+    """Which dense index types the engine builds: create, insert, flush, release, load, search."""
+    from pymilvus import DataType
+
+    c, _ = milvus_client(work, cfg, "probe.db")
     x = np.random.default_rng(1).standard_normal((3000, dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     out = []
     for kind, params in MILVUS_PROBE_TYPES:
         name = "probe_" + kind.lower()
         try:
+            if c.has_collection(name):
+                c.drop_collection(name)
             schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("row", DataType.INT64, is_primary=True)
             schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
             ip = c.prepare_index_params()
             ip.add_index("dense", index_type=kind, metric_type="IP", params=params)
             c.create_collection(name, schema=schema, index_params=ip)
-            c.insert(name, [{"row": i, "dense": x[i]} for i in range(len(x))])
+            c.insert(name, [{"row": i, "dense": x[i].tolist()} for i in range(len(x))])
             c.flush(name)
             c.release_collection(name)
             c.load_collection(name)
-            hits = c.search(name, data=[x[7]], anns_field="dense", limit=5, search_params={"metric_type": "IP"},
-                            output_fields=["row"])
-            files = sorted(p.name for p in (folder / "probe.db").rglob("*.idx") if f"/{name}/" in str(p))
-            out.append({"index_type": kind, "accepted": True, "top1_ok": int(hits[0][0]["row"]) == 7,
-                        "index_files": files})
+            hits = c.search(name, data=[x[7].tolist()], anns_field="dense", limit=5,
+                            search_params={"metric_type": "IP"}, output_fields=["row"])
+            out.append({"index_type": kind, "accepted": True, "top1_ok": int(hits[0][0]["row"]) == 7})
         except Exception as e:  # a refusal is the finding
             out.append({"index_type": kind, "accepted": False, "error": str(e)[:200]})
         progress("milvus", f"probe {kind}: {'built' if out[-1]['accepted'] else 'refused'}")
+        if c.has_collection(name):
+            c.drop_collection(name)
     c.close()
     return out
 
 
 def milvus_insert(c: Any, name: str, total: int, make_batch: Callable[[int, int], list[dict[str, Any]]],
-                  limit_s: float, part: str, batch: int) -> tuple[int, float, bool]:
+                  limit_s: float, part: str, batch: int, server: int | None) -> tuple[int, float, bool]:
     """Insert rows 0..total in batches until done or limit_s has passed: (rows, seconds, finished)."""
     t = time.perf_counter()
     done = 0
@@ -522,127 +571,126 @@ def milvus_insert(c: Any, name: str, total: int, make_batch: Callable[[int, int]
         if now - t > limit_s and done < total:
             progress(part, f"stopping at {done:,} rows: insert limit of {limit_s:.0f} s reached")
             break
-        if proc_status()["VmRSS"] > MILVUS_RSS_CAP_MB and done < total:
-            progress(part, f"stopping at {done:,} rows: RSS above {MILVUS_RSS_CAP_MB} MB")
+        if server_status(server).get("VmRSS", 0) > MILVUS_RSS_CAP_MB and done < total:
+            progress(part, f"stopping at {done:,} rows: server RSS above {MILVUS_RSS_CAP_MB} MB")
             break
     return done, time.perf_counter() - t, done >= total
 
 
+def wait_indexed(c: Any, name: str, field: str, rows: int, limit_s: float = 3600) -> None:
+    """Until the engine reports every row of the field indexed (a server builds segment indexes after a flush).
+    Milvus Lite reports no row counts (total_rows 0): it builds at flush, so there is nothing to wait for."""
+    t = time.perf_counter()
+    while time.perf_counter() - t < limit_s:
+        info = c.describe_index(name, field)
+        if int(info.get("total_rows", 0) or 0) == 0:
+            return
+        if int(info.get("indexed_rows", 0)) >= rows and int(info.get("pending_index_rows", 0)) == 0:
+            return
+        time.sleep(1)
+
+
 def part_milvus(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import DataType
+
+    from index.stores.milvus import DENSE_INDEX, HNSW_INDEX, ivf_index
 
     quiet_milvus()
     vectors = np.load(work / "vectors.npy", mmap_mode="r")
     n, dim = vectors.shape
-    probe_dir = work / "milvus-probe"
-    probe_dir.mkdir(exist_ok=True)
-    probe = milvus_probe(probe_dir, dim)
-    shutil.rmtree(probe_dir, ignore_errors=True)
+    probe = milvus_probe(work, cfg, dim)
+    shutil.rmtree(work / "probe.db", ignore_errors=True)
 
-    folder = work / "milvus-dense.db"
-    reset_peak_rss()
-    before = proc_status()
-    c = MilvusClient(str(folder))
-    schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("row", DataType.INT64, is_primary=True)
-    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
-    ip = c.prepare_index_params()
-    params = {"M": int(cfg["hnsw_m"]), "efConstruction": int(cfg["hnsw_efc"])}
-    ip.add_index("dense", index_type="HNSW", metric_type="IP", params=params)
-    c.create_collection("dense", schema=schema, index_params=ip)
+    c, server = milvus_client(work, cfg, "milvus-dense.db")
+    before = server_status(server)
+    if c.has_collection("dense"):
+        c.drop_collection("dense")
+    hnsw: dict[str, Any] = {**HNSW_INDEX, "params": {"M": int(cfg["hnsw_m"]), "efConstruction": int(cfg["hnsw_efc"])}}
+    refused = []
+    forced = str(cfg.get("milvus_index") or "")
+    wanted: list[dict[str, Any]] = [ivf_index(n)] if forced == "IVF_FLAT" else [hnsw, dict(DENSE_INDEX)]
+    for index in wanted:
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("row", DataType.INT64, is_primary=True)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+        ip = c.prepare_index_params()
+        ip.add_index("dense", **index)
+        try:
+            c.create_collection("dense", schema=schema, index_params=ip)
+            break
+        except Exception as e:
+            refused.append(f"{index['index_type']}: {str(e)[:120]}")
+    else:
+        raise RuntimeError(f"no dense index accepted: {refused}")
     c.release_collection("dense")
     rows, insert_s, finished = milvus_insert(
-        c, "dense", n, lambda s, e: [{"row": i, "dense": vectors[i]} for i in range(s, e)],
-        float(cfg["milvus_limit_s"]), "milvus", 2000)
+        c, "dense", n, lambda s, e: [{"row": i, "dense": vectors[i].tolist()} for i in range(s, e)],
+        float(cfg["milvus_limit_s"]), "milvus", 2000, server)
     t = time.perf_counter()
     c.flush("dense")
     flush_s = time.perf_counter() - t
     t = time.perf_counter()
-    c.load_collection("dense")  # builds the per-segment HNSW indexes
+    wait_indexed(c, "dense", "dense", rows)
+    c.load_collection("dense")
     index_s = time.perf_counter() - t
-    peak = proc_status()["VmHWM"] - before["VmRSS"]
+    peak = server_status(server)["VmHWM"] - before["VmRSS"]
     c.release_collection("dense")
     c.close()
-    progress("milvus", f"{rows:,} rows: insert {insert_s:.0f} s, flush {flush_s:.0f} s, index+load {index_s:.0f} s")
-    out = {"probe": probe, "index_type": "HNSW", "build_params": params, "rows": rows, "finished": finished,
-           "insert_s": insert_s, "flush_s": flush_s, "index_load_s": index_s,
-           "build_s": insert_s + flush_s + index_s, "build_peak_extra_mb": peak, "disk_mb": path_mb(folder),
-           "segments": len(list(folder.rglob("*.dense.hnsw.idx")))}
-    return out  # main() runs milvus-serve next, once this process (and its embedded server) has exited
+    progress("milvus", f"{rows:,} rows ({index['index_type']}): insert {insert_s:.0f} s, flush {flush_s:.0f} s, "
+                       f"index+load {index_s:.0f} s")
+    out = {"probe": probe, "index_type": index["index_type"], "build_params": index.get("params", {}),
+           "refused": refused, "rows": rows, "finished": finished, "insert_s": insert_s, "flush_s": flush_s,
+           "index_load_s": index_s, "build_s": insert_s + flush_s + index_s, "build_peak_extra_mb": peak,
+           "disk_mb": path_mb(work / "milvus-dense.db") if not cfg.get("milvus_uri") else None,
+           "uri": cfg.get("milvus_uri") or "milvus-lite file"}
+    return out  # main() runs milvus-serve next, once this process (and the Lite server it started) has exited
 
 
 def part_milvus_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """A fresh process opening the built Milvus Lite folder: what serving it costs."""
-    from pymilvus import MilvusClient
-
+    """A fresh process (and, for Milvus Lite, a fresh server) opening the built collection: what serving costs."""
     quiet_milvus()
     queries = np.load(work / "queries.npy")
-    baseline = milvus_baseline(work, "dense", queries.shape[1])
-    gc.collect()
-    before = proc_status()
+    c, server = milvus_client(work, cfg, "milvus-dense.db")
+    idle = server_status(server)
     t = time.perf_counter()
-    c = MilvusClient(str(work / "milvus-dense.db"))
     c.load_collection("dense")
     load_s = time.perf_counter() - t
-    ram = proc_status()["RssAnon"] - before["RssAnon"]
+    info = c.describe_index("dense", "dense")
+    kind = str(info.get("index_type"))
     rows = int(c.query("dense", filter="", output_fields=["count(*)"])[0]["count(*)"])
     truth = np.load(work / "truth.npy")
     if rows != len(np.load(work / "vectors.npy", mmap_mode="r")):
         truth = subset_truth(work, queries, rows)
     qlists = [q.tolist() for q in queries]
+    knob, values = {"HNSW": ("ef", tuple(MILVUS_EF)), "IVF_FLAT": ("nprobe", tuple(MILVUS_NPROBE))}.get(
+        kind, ("exact", (0,)))
+    values = tuple(int(v) for v in values)
+    nlist = int(info.get("nlist", 0) or 0)
+    if knob == "nprobe" and nlist:
+        values = tuple(v for v in values if v <= nlist) or (nlist,)
 
-    def search(i: int, ef: int) -> Any:
+    def search(i: int, value: int) -> Any:
+        params = {} if knob == "exact" else {knob: value}
         return c.search("dense", data=[qlists[i]], anns_field="dense", limit=K,
-                        search_params={"metric_type": "IP", "params": {"ef": ef}}, output_fields=["row"])
+                        search_params={"metric_type": "IP", "params": params}, output_fields=["row"])
 
+    search(0, values[0])
+    ram = server_status(server)["RssAnon"] - idle["RssAnon"]
     sweep = []
-    for ef in MILVUS_EF:  # one pass gives recall and the first repetition's latencies (a query is slow here)
+    for value in values:
         got: list[Any] = []
-        lat = time_queries(functools.partial(search, ef=ef), len(queries), int(cfg["reps"]), budget_s=150, keep=got)
+        lat = time_queries(functools.partial(search, value=value), len(queries), int(cfg["reps"]), budget_s=150,
+                           keep=got)
         found = np.full((len(queries), RECALL_AT), -1, dtype=np.int64)
         for i, res in enumerate(got):
             rows_i = [int(h["row"]) for h in res[0]][:RECALL_AT]
             found[i, : len(rows_i)] = rows_i
         rec = recall_at(found, truth)
-        sweep.append({"ef": ef, "recall_at_10": rec, **lat})
-        progress("milvus-serve", f"ef={ef}: recall@10 {rec:.3f}, p50 {lat['p50_ms']:.2f} ms ({lat['reps']} reps)")
+        sweep.append({knob: value, "recall_at_10": rec, **lat})
+        progress("milvus-serve", f"{knob}={value}: recall@10 {rec:.3f}, p50 {lat['p50_ms']:.2f} ms ({lat['reps']} reps)")
     c.close()
     return {"serve_rows": rows, "load_s": load_s, "ram_mb": ram, "sweep": sweep, "chosen": choose(sweep),
-            "server_baseline_mb": baseline}
-
-
-def milvus_baseline(work: Path, kind: str, dim: int) -> float:
-    """Start a Milvus Lite server in this process on an empty folder with a one-row collection of the same
-    schema, loaded and searched (imports, gRPC server, jieba dictionary for BM25), so that the RSS delta of
-    opening the real folder after it is the data's. Returns what that baseline cost (RSS anon MB)."""
-    from pymilvus import DataType, Function, FunctionType, MilvusClient
-
-    from index.stores.milvus import BM25_PARAMS, analyzer_params
-
-    before = proc_status()["RssAnon"]
-    c = MilvusClient(str(work / f"baseline-{kind}.db"))
-    schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("row", DataType.INT64, is_primary=True)
-    ip = c.prepare_index_params()
-    if kind == "dense":
-        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
-        ip.add_index("dense", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 64})
-        row: dict[str, Any] = {"row": 0, "dense": [1.0] + [0.0] * (dim - 1)}
-        query: Any = [1.0] + [0.0] * (dim - 1)
-        field, metric = "dense", "IP"
-    else:
-        schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
-                         analyzer_params=analyzer_params())
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25, input_field_names=["text"],
-                                     output_field_names=["sparse"]))
-        ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25_PARAMS))
-        row, query, field, metric = {"row": 0, "text": "党建 引领 基层 治理"}, "基层治理", "sparse", "BM25"
-    c.create_collection("base", schema=schema, index_params=ip)
-    c.insert("base", [row])
-    c.flush("base")
-    c.search("base", data=[query], anns_field=field, limit=1, search_params={"metric_type": metric})
-    return proc_status()["RssAnon"] - before
+            "server_idle_mb": idle["RssAnon"], "serve_index": kind, "nlist": nlist or None}
 
 
 def subset_truth(work: Path, queries: np.ndarray, rows: int) -> np.ndarray:
@@ -721,20 +769,20 @@ def part_bm25s_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     return {"load_s": load_s, "ram_mb": ram, "latency": lat, "query_tokenise_ms_mean": tokenise_ms}
 
 
-# --- part: Milvus Lite BM25 ------------------------------------------------------------------------------------
+# --- part: Milvus BM25 ------------------------------------------------------------------------------------------
 def part_milvus_bm25(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    from pymilvus import DataType, Function, FunctionType, MilvusClient
+    from pymilvus import DataType, Function, FunctionType
 
     from index.stores.milvus import BM25_PARAMS, analyzer_params, bm25_text
 
     quiet_milvus()
     material = json.loads((work / "material.json").read_text(encoding="utf-8"))
-    n = min(int(cfg["n"]), int(cfg["milvus_bm25_n"]))
+    n = min(int(cfg["n"]), int(cfg.get("milvus_bm25_n") or cfg["n"]))
     texts = [bm25_text(x) for x in bm25_texts(n, material["paragraphs"])]
-    folder = work / "milvus-bm25.db"
-    reset_peak_rss()
-    before = proc_status()
-    c = MilvusClient(str(folder))
+    c, server = milvus_client(work, cfg, "milvus-bm25.db")
+    before = server_status(server)
+    if c.has_collection("bm25"):
+        c.drop_collection("bm25")
     schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("row", DataType.INT64, is_primary=True)
     schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
@@ -748,31 +796,32 @@ def part_milvus_bm25(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     c.release_collection("bm25")
     rows, insert_s, finished = milvus_insert(
         c, "bm25", n, lambda s, e: [{"row": i, "text": texts[i]} for i in range(s, e)],
-        float(cfg["milvus_bm25_limit_s"]), "milvus-bm25", 1000)
+        float(cfg["milvus_bm25_limit_s"]), "milvus-bm25", 1000, server)
     t = time.perf_counter()
     c.flush("bm25")
     flush_s = time.perf_counter() - t
-    peak = proc_status()["VmHWM"] - before["VmRSS"]
+    t = time.perf_counter()
+    wait_indexed(c, "bm25", "sparse", rows)
+    index_s = time.perf_counter() - t
+    peak = server_status(server)["VmHWM"] - before["VmRSS"]
     c.close()
     out = {"n_target": n, "rows": rows, "finished": finished, "insert_s": insert_s, "flush_s": flush_s,
-           "insert_rows_per_s": rows / insert_s, "build_s": insert_s + flush_s, "build_peak_extra_mb": peak,
-           "disk_mb": path_mb(folder), "insert_limit_s": cfg["milvus_bm25_limit_s"]}
-    progress("milvus-bm25", f"{rows:,} rows inserted in {insert_s:.0f} s, flush {flush_s:.0f} s")
-    return out  # main() runs milvus-bm25-serve next (Milvus Lite locks its folder while this process lives)
+           "index_s": index_s, "insert_rows_per_s": rows / insert_s, "build_s": insert_s + flush_s + index_s,
+           "build_peak_extra_mb": peak,
+           "disk_mb": path_mb(work / "milvus-bm25.db") if not cfg.get("milvus_uri") else None,
+           "insert_limit_s": cfg["milvus_bm25_limit_s"]}
+    progress("milvus-bm25", f"{rows:,} rows inserted in {insert_s:.0f} s, flush {flush_s:.0f} s, index {index_s:.0f} s")
+    return out  # main() runs milvus-bm25-serve next (Milvus Lite locks its file while this process lives)
 
 
 def part_milvus_bm25_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    from pymilvus import MilvusClient
-
     from index.stores.milvus import bm25_text
 
     quiet_milvus()
     questions = [bm25_text(q) for q in json.loads((work / "material.json").read_text(encoding="utf-8"))["questions"]]
-    baseline = milvus_baseline(work, "bm25", 0)
-    gc.collect()
-    before = proc_status()
+    c, server = milvus_client(work, cfg, "milvus-bm25.db")
+    idle = server_status(server)
     t = time.perf_counter()
-    c = MilvusClient(str(work / "milvus-bm25.db"))
     c.load_collection("bm25")
     load_s = time.perf_counter() - t
 
@@ -781,14 +830,14 @@ def part_milvus_bm25_serve(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
                         search_params={"metric_type": "BM25"}, output_fields=["row"])
 
     t = time.perf_counter()
-    search(0)  # the sparse index is built by the first search
+    search(0)
     first_s = time.perf_counter() - t
-    ram = proc_status()["RssAnon"] - before["RssAnon"]
+    ram = server_status(server)["RssAnon"] - idle["RssAnon"]
     lat = time_queries(search, len(questions), int(cfg["reps"]), budget_s=150)
-    ram_after = proc_status()["RssAnon"] - before["RssAnon"]
+    ram_after = server_status(server)["RssAnon"] - idle["RssAnon"]
     c.close()
     return {"load_s": load_s, "first_query_s": first_s, "ram_mb": ram, "ram_after_queries_mb": ram_after,
-            "latency": lat, "server_baseline_mb": baseline}
+            "latency": lat, "server_idle_mb": idle["RssAnon"]}
 
 
 SERVE_AFTER = {"milvus": "milvus-serve", "milvus-bm25": "milvus-bm25-serve"}
@@ -874,7 +923,10 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> None:
                 r["disk_mb"], s, s["recall_at_10"])
     mv = res.get("milvus", {})
     for s in mv.get("sweep", []):
-        row(f"Milvus Lite HNSW M{mv['build_params']['M']} ef{s['ef']}", mv["rows"], mv["build_s"], mv["ram_mb"],
+        knob = next(k for k in ("ef", "nprobe", "exact") if k in s)
+        params = ",".join(f"{k}{v}" for k, v in (mv.get("build_params") or {}).items())
+        label = "(exact)" if knob == "exact" else f"{params} {knob}{s[knob]}"
+        row(f"Milvus {mv.get('index_type')} {label}", mv["rows"], mv["build_s"], mv["ram_mb"],
             mv["disk_mb"], s, s["recall_at_10"])
     print()
     b = res.get("bm25s", {})
@@ -882,12 +934,12 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> None:
         row("bm25s (SparseIndex, jieba tokens)", n, b["build_s"], b["ram_mb"], b["disk_mb"], b["latency"], None)
     mb = res.get("milvus-bm25", {})
     if "latency" in mb:
-        row("Milvus Lite BM25 (jieba analyzer)", mb["rows"], mb["build_s"], mb["ram_mb"], mb["disk_mb"],
+        row("Milvus BM25 (jieba analyzer)", mb["rows"], mb["build_s"], mb["ram_mb"], mb["disk_mb"],
             mb["latency"], None)
     print()
-    print("build s: FAISS = add (+ train) in this process with all vCPUs; Milvus Lite = insert + flush + index "
-          "build at load. RAM MB: RSS (anonymous) of a fresh serving process after loading the built index, minus "
-          "before. B/vec = RAM per row.")
+    print("build s: FAISS = add (+ train) in this process with all vCPUs; Milvus = insert + flush + index build + "
+          "load. RAM MB: RSS (anonymous) of a fresh serving process after loading the built index, minus before "
+          "(Milvus: of the server process, minus the idle server). B/vec = RAM per row.")
     named = [("hnsw", h), *((f"ivfpq m={v.get('pq_m')}", v) for v in ivf),
              *((f"ivfpq m={v.get('pq_m')} + refine", v.get("refine", {})) for v in ivf),
              ("milvus", mv), ("bm25s", b), ("milvus-bm25", mb)]
@@ -905,12 +957,12 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> None:
     if mv.get("probe"):
         built = [p["index_type"] for p in mv["probe"] if p["accepted"]]
         refused = [f"{p['index_type']} ({p['error'][:90]})" for p in mv["probe"] if not p["accepted"]]
-        print(f"Milvus Lite dense index types built: {', '.join(built)}")
-        print(f"Milvus Lite refused at load: {'; '.join(refused) or 'none'}")
-        print(f"Milvus Lite dense: {mv['rows']:,} rows, insert {mv['insert_s']:.0f} s, flush {mv['flush_s']:.0f} s, "
-              f"per-segment HNSW build at load {mv['index_load_s']:.0f} s, {mv['segments']} segments; serving "
-              f"process load {mv.get('load_s', float('nan')):.1f} s; RAM excludes a running Milvus Lite server "
-              f"with a 1-row collection: {fmt(mv.get('server_baseline_mb'), '.0f')} MB")
+        print(f"Milvus ({mv.get('uri')}) dense index types built: {', '.join(built)}")
+        print(f"Milvus refused: {'; '.join(refused) or 'none'}")
+        print(f"Milvus dense: {mv['rows']:,} rows, {mv['index_type']} {mv.get('build_params')}, insert "
+              f"{mv['insert_s']:.0f} s, flush {mv['flush_s']:.0f} s, index build + load {mv['index_load_s']:.0f} s; "
+              f"serving load {mv.get('load_s', float('nan')):.1f} s; idle server "
+              f"{fmt(mv.get('server_idle_mb'), '.0f')} MB (not in RAM MB)")
     if b.get("build_s") is not None:
         print(f"bm25s: {b['vocab']:,} terms, {b['tokens_per_text']:.0f} tokens/text (mean {b['text_chars_mean']:.0f} "
               f"chars); jieba {b['tokenise_texts_per_s']:.0f} texts/s (unmemoised: {b['tokenise_s_estimated_unmemoised']:.0f} s "
@@ -918,11 +970,10 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> None:
               f"query jieba {fmt(b.get('query_tokenise_ms_mean'), '.2f')} ms (not in p50)")
     if mb.get("rows") is not None:
         done = "all" if mb["finished"] else f"stopped at the {mb['insert_limit_s']} s insert limit:"
-        print(f"Milvus Lite BM25: {done} {mb['rows']:,} of {mb['n_target']:,} texts, {mb['insert_rows_per_s']:.0f} "
-              f"rows/s insert (analysis included); first query (builds the inverted index) "
-              f"{fmt(mb.get('first_query_s'), '.1f')} s; RAM after the timed queries {fmt(mb.get('ram_after_queries_mb'), '.0f')} MB; "
-              f"RAM excludes a running server with a 1-row collection (jieba loaded): "
-              f"{fmt(mb.get('server_baseline_mb'), '.0f')} MB; latency includes Milvus's own query analysis")
+        print(f"Milvus BM25: {done} {mb['rows']:,} of {mb['n_target']:,} texts, {mb['insert_rows_per_s']:.0f} "
+              f"rows/s insert (analysis included); first query {fmt(mb.get('first_query_s'), '.2f')} s; RAM after "
+              f"the timed queries {fmt(mb.get('ram_after_queries_mb'), '.0f')} MB; idle server "
+              f"{fmt(mb.get('server_idle_mb'), '.0f')} MB (not in RAM MB); latency includes Milvus's own query analysis")
         if not mb["finished"]:
             print(f"    extrapolated insert time for {mb['n_target']:,}: "
                   f"{mb['n_target'] / mb['insert_rows_per_s'] / 60:.0f} min (linear)")
@@ -943,8 +994,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--refine-k-factor", type=int, default=4)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="FAISS threads for builds")
     ap.add_argument("--milvus-limit-s", type=float, default=1500, help="stop the Milvus dense insert after this")
-    ap.add_argument("--milvus-bm25-n", type=int, default=200_000,
-                    help="texts for Milvus Lite BM25 (at most --n): its pure-Python index needs ~30 KB of RAM a text")
+    ap.add_argument("--milvus-uri", default="", help="a Milvus server (default: a Milvus Lite file in the work dir)")
+    ap.add_argument("--milvus-index", default="", choices=["", "IVF_FLAT"],
+                    help="the dense index (default: the store's choice, HNSW else FLAT); IVF_FLAT: nlist 4*sqrt(N)")
+    ap.add_argument("--milvus-bm25-n", type=int, default=0,
+                    help="texts for Milvus BM25 (default and at most --n)")
     ap.add_argument("--milvus-bm25-limit-s", type=float, default=1500, help="stop the Milvus BM25 insert after this")
     ap.add_argument("--part-timeout-s", type=float, default=3 * 3600)
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
@@ -986,7 +1040,9 @@ def main(argv: Sequence[str] | None = None) -> int:
            "noise_norm": args.noise_norm, "hnsw_m": args.hnsw_m, "hnsw_efc": args.hnsw_efc, "pq_m": args.pq_m[0],
            "refine_k_factor": args.refine_k_factor, "threads": args.threads, "milvus_limit_s": args.milvus_limit_s,
            "milvus_bm25_limit_s": args.milvus_bm25_limit_s,
-           "milvus_bm25_n": args.milvus_bm25_n, "part_timeout_s": args.part_timeout_s}
+           "milvus_bm25_n": args.milvus_bm25_n or args.n, "milvus_uri": args.milvus_uri,
+           "milvus_index": args.milvus_index,
+           "part_timeout_s": args.part_timeout_s}
     (work / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
     print(f"work folder: {work}; parts: {', '.join(parts)}; config: {json.dumps(cfg)}", flush=True)
     results: dict[str, Any] = {}

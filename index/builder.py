@@ -161,6 +161,25 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _build_sparse(segmenter: Segmenter, texts: list[str], folder: Path, progress: Progress,
+                  pause: Callable[[], bool] | None = None) -> int:
+    """bm25s over our jieba tokens into `folder` (the FAISS store's sparse/, and a Milvus store's without a
+    BM25 function); returns the document count."""
+    total = len(texts)
+    progress("sparse", 0, total)
+    token_lists = []
+    for i, t in enumerate(texts):
+        token_lists.append(segmenter.tokens(t))
+        if i % 64 == 0 and pause is not None:
+            pause()
+        if i % 256 == 0:
+            progress("sparse", i, total)
+    sparse = SparseIndex.build(token_lists)
+    sparse.save(folder)
+    progress("sparse", total, total)
+    return sparse.size
+
+
 def build_index(
     corpus: ChunkedCorpus,
     root: Path,
@@ -196,6 +215,10 @@ def build_index(
     (index/answergate.py: it waits while questions are being answered, and says whether they all ended).
     """
     t0 = time.perf_counter()
+    if milvus is not None:
+        from index.stores.milvus import require_pymilvus
+
+        require_pymilvus()
     segmenter = segmenter or Segmenter()
     root.mkdir(parents=True, exist_ok=True)
     with build_lock(root):
@@ -271,16 +294,21 @@ def build_index(
                        else np.zeros((0, model.dim), dtype=np.float32))
             collection = mv.collection_name(milvus, name)
             progress("dense", 0, 1)
-            progress("sparse", 0, total)
-            index_params = mv.dense_index(total, hnsw_threshold)
-            written = mv.create_collection(milvus, collection, model.dim, chunks, texts, vectors, index_params)
+            written = mv.create_collection(milvus, collection, model.dim, chunks, texts, vectors,
+                                           mv.dense_indexes(total, hnsw_threshold))
             progress("dense", 1, 1)
-            progress("sparse", total, total)
-            vector_count = sparse_count = written
-            dense_kind = "milvus-" + str(index_params["index_type"]).lower()
+            vector_count = written.rows
+            if written.bm25 == "bm25s":  # the engine has no BM25 function: bm25s files beside the collection
+                sparse_count = _build_sparse(segmenter, texts, tmp / "sparse", progress, pause)
+            else:
+                progress("sparse", 0, total)
+                progress("sparse", total, total)
+                sparse_count = written.rows
+            dense_kind = "milvus-" + str(written.dense_index["index_type"]).lower()
             store_info = {"kind": "milvus", "uri": milvus.uri, "db": milvus.db, "collection": collection,
-                          "alias": milvus.alias, "dense_index": index_params, "bm25": dict(mv.BM25_PARAMS),
-                          "analyzer": mv.analyzer_params()}
+                          "alias": milvus.alias, "dense_index": written.dense_index, "bm25": written.bm25,
+                          **({"bm25_params": dict(mv.BM25_PARAMS), "analyzer": mv.analyzer_params()}
+                             if written.bm25 == "milvus" else {"bm25_params": dict(SPARSE_PARAMS)})}
         elif reuse is not None:
             progress("dense", 0, 1)
             _link_or_copy(reuse / "dense.faiss", tmp / "dense.faiss")
@@ -298,18 +326,8 @@ def build_index(
             dense.save(tmp / "dense.faiss")
             progress("dense", 1, 1)
 
-            progress("sparse", 0, total)
-            token_lists = []
-            for i, t in enumerate(texts):
-                token_lists.append(segmenter.tokens(t))
-                if i % 64 == 0 and pause is not None:
-                    pause()
-                if i % 256 == 0:
-                    progress("sparse", i, total)
-            sparse = SparseIndex.build(token_lists)
-            sparse.save(tmp / "sparse")
-            progress("sparse", total, total)
-            vector_count, sparse_count = dense.size, sparse.size
+            sparse_count = _build_sparse(segmenter, texts, tmp / "sparse", progress, pause)
+            vector_count = dense.size
 
         with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as f:
             for c in chunks:

@@ -54,6 +54,12 @@ class IndexCorrupt(IndexError_):
     code = "index_corrupt"
 
 
+class StoreUnavailable(IndexError_):
+    """The configured store cannot be used by this installation (POLICYQA_STORE=milvus without pymilvus)."""
+
+    code = "store_unavailable"
+
+
 class BuildInProgress(IndexError_):
     code = "build_in_progress"
 

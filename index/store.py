@@ -128,6 +128,20 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def store_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Where a generation's two searches run, for GET /v1/index: ``kind`` faiss | milvus, ``bm25`` bm25s | milvus
+    (a Milvus server without BM25 functions keeps bm25s files beside its collection), the dense index and,
+    for Milvus, the collection, alias and URI (never the token)."""
+    store = manifest.get("store") or {}
+    if str(store.get("kind") or "faiss") != "milvus":
+        return {"kind": "faiss", "bm25": "bm25s", "dense_index": (manifest.get("dense") or {}).get("kind")}
+    from index.stores.milvus import bm25_engine
+
+    return {"kind": "milvus", "bm25": bm25_engine(store), "dense_index": store.get("dense_index"),
+            "collection": store.get("collection"), "alias": store.get("alias"), "uri": store.get("uri"),
+            "db": store.get("db") or ""}
+
+
 def built_backend(manifest: dict[str, Any]) -> str:
     """The encoder variant a generation's passages were embedded with (torch before variants were recorded)."""
     return str((manifest.get("encoder") or {}).get("backend") or "torch")
@@ -143,6 +157,10 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
     generation must have been built into Milvus and its collection must exist with the manifest's row count;
     a FAISS generation is then refused (IndexMismatch, so the engine rebuilds), and the other way round.
     """
+    if milvus is not None:
+        from index.stores.milvus import require_pymilvus
+
+        require_pymilvus()
     folder = generation or current_generation(root)
     if folder is None or not folder.is_dir():
         raise IndexNotFound(f"no index in {root}", "build one with `policyqa index build`")
@@ -180,10 +198,15 @@ def load_index(root: Path, *, model_fingerprint: str | None = None, lexicon_hash
             dense = DenseIndex.load(folder / "dense.faiss")
             sparse = SparseIndex.load(folder / "sparse")
         else:
-            from index.stores.milvus import open_store
+            from index.stores.milvus import bm25_engine, open_store
 
-            dense, sparse = open_store(milvus, str(manifest["store"]["collection"]), int(manifest["counts"]["vectors"]),
-                                       int(manifest["model"]["dim"]), manifest["store"].get("dense_index"))
+            engine = bm25_engine(manifest["store"])
+            if engine == "bm25s" and not (folder / "sparse").exists():
+                raise IndexCorrupt(f"generation {folder.name} lacks sparse (its BM25 runs in bm25s)")
+            dense, milvus_sparse = open_store(milvus, str(manifest["store"]["collection"]),
+                                              int(manifest["counts"]["vectors"]), int(manifest["model"]["dim"]),
+                                              manifest["store"].get("dense_index"), bm25=engine)
+            sparse = milvus_sparse if milvus_sparse is not None else SparseIndex.load(folder / "sparse")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"generation {folder.name} cannot be read: {exc}") from exc
     counts = manifest["counts"]

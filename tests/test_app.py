@@ -331,6 +331,7 @@ def test_health_ready_and_index(client: httpx.Client) -> None:
     assert info["encoder"]["backend"] == "onnx-int8" and info["encoder"]["precision"] == "int8"
     assert info["counts"]["chunks"] > 0 and info["counts"]["documents"] == len(list(SEED_CORPUS.glob("*.md")))
     assert info["corpus_fingerprint"] and info["chunker"]["max_chars"] > 0
+    assert info["store"] == {"kind": "faiss", "bm25": "bm25s", "dense_index": "flat"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corpus.documents import DocumentError
-from index.generations import BuildInProgress, EncoderMismatch, IndexError_, IndexNotFound
+from index.generations import BuildInProgress, EncoderMismatch, IndexError_, IndexNotFound, StoreUnavailable
 from service.retrieval import QueryError
 
 log = logging.getLogger("policyqa.http")
@@ -184,6 +184,8 @@ async def _index_error(request: Request, exc: Exception) -> JSONResponse:
         return error_response(409, exc.code, bilingual("另一个索引构建正在进行", exc.message))
     if isinstance(exc, IndexNotFound):
         zh = "还没有索引：请先构建（POST /v1/index/rebuild 或 policyqa index build）"
+    elif isinstance(exc, StoreUnavailable):
+        zh = "配置了 Milvus 存储（POLICYQA_STORE=milvus），但未安装 pymilvus：请安装 policyqa[milvus]"
     elif isinstance(exc, EncoderMismatch):
         zh = "索引与当前配置的编码器不一致：请重建索引（policyqa index build）或改回构建时的 POLICYQA_ENCODER_BACKEND"
     else:

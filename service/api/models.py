@@ -268,6 +268,10 @@ class IndexSummary(BaseModel):
     build: dict[str, Any]
     encoder: dict[str, Any] = Field(default_factory=dict,
                                     description="encoder variant that embedded the passages (backend, precision)")
+    store: dict[str, Any] = Field(default_factory=dict,
+                                  description="where the searches run: kind (faiss | milvus), bm25 (bm25s | milvus: "
+                                              "a Milvus server without BM25 functions keeps BM25 in bm25s), "
+                                              "dense_index; for Milvus also collection, alias, uri, db")
 
 
 class Health(BaseModel):

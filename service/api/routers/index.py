@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse, Response
 
-from index.store import LoadedIndex
+from index.store import LoadedIndex, store_summary
 from service.api.auth import admin_dependency
 from service.api.errors import ApiError, responses
 from service.api.models import IndexSummary, JobAccepted, JobList, JobStatus
@@ -56,6 +56,6 @@ def router(settings: Settings) -> APIRouter:
                 "model": {k: m["model"].get(k) for k in ("name", "fingerprint", "dim", "max_tokens")},
                 "counts": m["counts"], "corpus_fingerprint": m["corpus"]["fingerprint"], "chunker": m["chunker"],
                 "dense": m.get("dense", {}), "build": m.get("build", {}),
-                "encoder": m.get("encoder") or {"backend": "torch"}}
+                "encoder": m.get("encoder") or {"backend": "torch"}, "store": store_summary(m)}
 
     return api

@@ -76,7 +76,7 @@ import time
 import traceback
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -1318,6 +1318,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="multiply the --full sizes (e.g. 0.5)")
     p.add_argument("--latency-corpus", choices=("seeds", "regulations"), default="seeds",
                    help="case 5 rebuilds the seeds (94 chunks) or the seeds plus ../shared's 249 regulations")
+    p.add_argument("--latency-runs", type=int, default=None, help="case 5: runs (overrides the size)")
+    p.add_argument("--latency-queries", type=int, default=None,
+                   help="case 5: queries idle and during rebuilds per run (overrides the size)")
     p.add_argument("--build-pause-s", type=float, default=None,
                    help="case 5: the server's POLICYQA_BUILD_PAUSE_S (0: builds never wait for answers)")
     args = p.parse_args(argv)
@@ -1328,6 +1331,9 @@ def main(argv: list[str] | None = None) -> int:
                       max(1, round(sizes.add_kills * s)), max(1, round(sizes.edit_rounds * s)),
                       max(1, round(sizes.latency_runs * s)), max(5, round(sizes.latency_queries * s)),
                       max(1, round(sizes.fuzz_examples * s)))
+    if args.latency_runs or args.latency_queries:
+        sizes = replace(sizes, latency_runs=args.latency_runs or sizes.latency_runs,
+                        latency_queries=args.latency_queries or sizes.latency_queries)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     cases = {int(c) for c in args.cases.split(",") if c.strip()}
     cpu = cpu_info()

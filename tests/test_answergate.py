@@ -63,3 +63,27 @@ def test_answers_go_on_where_the_gate_cannot_be_made(tmp_path: Path) -> None:
     with gate.answering():
         pass
     assert gate.wait_for_quiet() and gate.waited_s == 0.0
+
+
+def test_questions_back_to_back_are_not_quiet(tmp_path: Path) -> None:
+    """A gap of a few ms between two answers is no quiet moment: the build waits until the last answer ended
+    `quiet_s` ago, or gives up after `max_wait_s` (and then embeds only one passage, index/builder.py)."""
+    gate = AnswerGate(tmp_path, max_wait_s=0.6, quiet_s=0.2)
+    stop = threading.Event()
+
+    def answers() -> None:
+        while not stop.is_set():
+            with gate.answering():
+                time.sleep(0.05)
+            time.sleep(0.002)
+
+    th = threading.Thread(target=answers)
+    th.start()
+    try:
+        time.sleep(0.05)
+        assert not gate.wait_for_quiet()
+    finally:
+        stop.set()
+        th.join()
+    t = time.monotonic()
+    assert gate.wait_for_quiet() and 0.1 <= time.monotonic() - t < 0.6  # quiet once the last ended 0.2 s ago

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
                                  description="Encoder threads for questions (1 is fastest on 2 shared vCPUs)")
     build_threads: int = Field(1, ge=1, le=64, description="Encoder threads for passages during an index build")
     build_pause_s: float = Field(2.0, ge=0, le=60, description="Longest a build waits, before each batch it "
-                                 "embeds, while questions are being answered (0: it never waits)")
+                                 "embeds, for 0.2 s with no question being answered (0: it never waits)")
     query_cache: int = Field(256, ge=0, le=100_000,
                              description="Query vectors kept for repeated questions (0 turns the cache off)")
     reader_dir: Path = Field(default_factory=lambda: _in_data_dir("reader_dir"), description="Where the reader is assembled (from the e5 table + the shipped "

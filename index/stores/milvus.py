@@ -177,15 +177,6 @@ def client(cfg: MilvusConfig) -> Any:
         return c
 
 
-def drop_client(cfg: MilvusConfig) -> None:
-    """Forget this process's client for cfg (after a server restart the next call connects afresh)."""
-    with _clients_lock:
-        c = _clients.pop((cfg.uri, cfg.token, cfg.db), None)
-        _alias_support.pop((cfg.uri, cfg.token, cfg.db), None)
-    if c is not None:
-        c.close()
-
-
 def close_clients() -> None:
     with _clients_lock:
         for c in _clients.values():
@@ -224,11 +215,6 @@ def dense_indexes(rows: int, hnsw_threshold: int) -> list[dict[str, Any]]:
     if rows < hnsw_threshold:
         return [dict(DENSE_INDEX)]
     return [dict(HNSW_INDEX), dict(DENSE_INDEX)]
-
-
-def dense_index(rows: int, hnsw_threshold: int) -> dict[str, Any]:
-    """The first choice of dense_indexes (what a Milvus server builds)."""
-    return dense_indexes(rows, hnsw_threshold)[0]
 
 
 @dataclass(frozen=True)

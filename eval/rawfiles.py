@@ -11,9 +11,9 @@ its original bytes and provenance map under `.originals/`, with the default clea
   names.
 * **Failures.** A file that cannot be extracted (a damaged or encrypted one; all 249 regulations are read today) is
   listed in `eval/cache/<name>/ingest.json` and reported, and the run goes on without it.
-* **Writes.** A stored file is rewritten only when its bytes change. The upload path dates a file with no
-  date found in it with today's date; that date alone does not count as a change, so an unchanged folder
-  keeps the same corpus fingerprint and the index is not rebuilt the next day.
+* **Writes.** A stored file is rewritten only when its content changes. The upload path stamps each file with
+  the time it was prepared (`added`); that stamp alone does not count as a change, so an unchanged folder keeps
+  its bytes and corpus fingerprint and the index is not rebuilt on the next run.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from corpus.provenance import ORIGINALS_DIR
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_FILE = "source.json"
 INGEST_FILE = "ingest.json"
-# what prepare_from_file writes as date evidence when it dated a file with the upload day
-_UPLOAD_DATE_MARK = "upload date"
+# front matter the upload path writes from the clock, not from the file
+_CLOCK_KEYS = ("added",)
 
 
 @dataclass(frozen=True)
@@ -111,18 +111,17 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes] | None:
     return (meta if isinstance(meta, dict) else {}), data[end + 5:]
 
 
-def same_but_upload_date(old: bytes, new: bytes) -> bool:
-    """Equal stored files, or files that differ only in the upload-day date the upload path gave them."""
+def same_but_clock(old: bytes, new: bytes) -> bool:
+    """Equal stored files, or files that differ only in the time the upload path prepared them (`added`)."""
     if old == new:
         return True
     a, b = _split(old), _split(new)
     if a is None or b is None or a[1] != b[1]:
         return False
     ma, mb = dict(a[0]), dict(b[0])
-    if not all(_UPLOAD_DATE_MARK in str(m.get("date_evidence", "")) for m in (ma, mb)):
-        return False
-    ma.pop("date", None)
-    mb.pop("date", None)
+    for key in _CLOCK_KEYS:
+        ma.pop(key, None)
+        mb.pop(key, None)
     return ma == mb
 
 
@@ -174,7 +173,7 @@ def ingest(source: Source, corpus_dir: Path) -> Ingested:
             continue
         md = f"{doc_id}.md"
         wanted.add(md)
-        changed = write_if_changed(corpus_dir / md, prepared.data, same=same_but_upload_date)
+        changed = write_if_changed(corpus_dir / md, prepared.data, same=same_but_clock)
         if prepared.original is not None:
             orig = prepared.original
             for name, data in ((f"{doc_id}{orig.suffix}", orig.data), (f"{doc_id}.provenance.json", orig.provenance)):

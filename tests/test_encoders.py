@@ -15,6 +15,7 @@ import pytest
 from conftest import READER_DIR
 
 from index.builder import passage_text
+from index.embedcache import EmbeddingCache, text_key
 from index.encoders import BaseEncoder, load_encoder
 from index.generations import EncoderMismatch
 from index.store import load_index
@@ -46,15 +47,29 @@ def texts(seed_corpus: object) -> tuple[list[str], list[str]]:
     return passages, _questions()
 
 
-def test_onnx_variants_against_torch_fp32(encoders: dict[str, BaseEncoder], texts: tuple[list[str], list[str]]) -> None:
+@pytest.fixture(scope="module")
+def passage_vectors(encoders: dict[str, BaseEncoder], texts: tuple[list[str], list[str]]) -> dict[str, np.ndarray]:
+    """Every seed chunk embedded by each backend, once: the gate compares them, and the index builds below
+    start from them (`_seed_cache`) instead of embedding the same passages again."""
+    return {b: enc.encode_passages(texts[0]) for b, enc in encoders.items()}
+
+
+def _seed_cache(index_dir: Path, enc: BaseEncoder, passages: list[str], vectors: np.ndarray) -> None:
+    """What a build of these passages with `enc` would put in the index folder's embedding cache."""
+    cache = EmbeddingCache(index_dir / "cache" / "embeddings.sqlite", enc.fingerprint, enc.dim)
+    cache.put_many({text_key(t): v for t, v in zip(passages, vectors, strict=True)})
+
+
+def test_onnx_variants_against_torch_fp32(encoders: dict[str, BaseEncoder], texts: tuple[list[str], list[str]],
+                                          passage_vectors: dict[str, np.ndarray]) -> None:
     """The gate: over >= 300 real texts (every seed chunk as embedded, every seeds-dev/calib question), fp32
     ONNX is the same model (cosine >= 0.9999) and int8 stays within cosine 0.99 of torch fp32."""
     passages, questions = texts
     assert len(passages) + len(questions) >= 300
-    ref = np.concatenate([encoders["torch"].encode_passages(passages), encoders["torch"].encode_queries(questions)])
+    ref = np.concatenate([passage_vectors["torch"], encoders["torch"].encode_queries(questions)])
     for backend, floor in (("onnx", 0.9999), ("onnx-int8", 0.99)):
         enc = encoders[backend]
-        got = np.concatenate([enc.encode_passages(passages), enc.encode_queries(questions)])
+        got = np.concatenate([passage_vectors[backend], enc.encode_queries(questions)])
         assert got.dtype == np.float32 and got.shape == ref.shape
         np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
         cos = (got * ref).sum(axis=1)
@@ -87,12 +102,16 @@ def test_variants_have_their_own_fingerprints(encoders: dict[str, BaseEncoder], 
 
 
 def test_retrieval_quality_of_int8_matches_torch(real_engine: Engine, tmp_path_factory: pytest.TempPathFactory,
-                                                 model_dir: Path) -> None:
+                                                 model_dir: Path, encoders: dict[str, BaseEncoder],
+                                                 texts: tuple[list[str], list[str]],
+                                                 passage_vectors: dict[str, np.ndarray]) -> None:
     """seeds-dev: hybrid hit@1 and hit@5 with the int8 index within 0.005 of the torch fp32 index."""
     settings = Settings(index_dir=tmp_path_factory.mktemp("torch-index"), model_dir=model_dir,  # type: ignore[call-arg]
                         encoder_backend="torch", query_cache=0)
-    torch_engine = Engine(settings)
-    torch_engine.build()
+    _seed_cache(settings.index_dir, encoders["torch"], texts[0], passage_vectors["torch"])
+    torch_engine = Engine(settings, encoder=encoders["torch"])
+    build = torch_engine.build()
+    assert build.embedded == 0  # the torch vectors of the gate above, not a second embedding of the same text
     torch_engine.load()
     rows = [json.loads(line) for line in (REPO / "eval/sets/seeds-dev.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
@@ -111,7 +130,9 @@ def test_retrieval_quality_of_int8_matches_torch(real_engine: Engine, tmp_path_f
         assert hits["onnx-int8"][k] >= hits["torch"][k] - 0.005, hits
 
 
-def test_index_refuses_another_encoder_variant(real_engine: Engine, model_dir: Path, tmp_path: Path) -> None:
+def test_index_refuses_another_encoder_variant(real_engine: Engine, model_dir: Path, tmp_path: Path,
+                                               encoders: dict[str, BaseEncoder], texts: tuple[list[str], list[str]],
+                                               passage_vectors: dict[str, np.ndarray]) -> None:
     """Decided: mixing variants is refused (EncoderMismatch says how to rebuild); ensure_index rebuilds."""
     root = real_engine.settings.index_dir
     with pytest.raises(EncoderMismatch) as info:
@@ -123,6 +144,7 @@ def test_index_refuses_another_encoder_variant(real_engine: Engine, model_dir: P
     import shutil
 
     shutil.copytree(root, other.index_dir, symlinks=True)
+    _seed_cache(other.index_dir, encoders["onnx"], texts[0], passage_vectors["onnx"])
     engine = Engine(other)
     with pytest.raises(EncoderMismatch):
         engine.load()

@@ -112,18 +112,19 @@ def test_unchanged_files_are_not_rewritten(tiny: tuple[Path, Path, Path]) -> Non
     assert load_chunked_corpus(again.corpus_dir).fingerprint() == fp
 
 
-def test_the_upload_day_alone_is_no_change(tiny: tuple[Path, Path, Path]) -> None:
+def test_the_time_of_preparing_alone_is_no_change(tiny: tuple[Path, Path, Path]) -> None:
+    """Each ingest stamps `added` from the clock: a run a second (or a day) later must not rewrite the set."""
     mat = _materialise(tiny)
-    dated = [p for p in mat.corpus_dir.glob("*.md") if "upload date" in p.read_text(encoding="utf-8")]
-    if not dated:
-        pytest.skip("every ingested file carries its own date now: nothing dated with the upload day")
-    path = dated[0]
+    path = sorted(mat.corpus_dir.glob("*.md"))[0]
     text = path.read_text(encoding="utf-8")
-    line = next(x for x in text.splitlines() if x.startswith("date: "))
-    path.write_text(text.replace(line, "date: '2001-01-01'", 1), encoding="utf-8")  # as if ingested on another day
+    line = next(x for x in text.splitlines() if x.startswith("added: "))
+    path.write_text(text.replace(line, "added: '2001-01-01T00:00:00Z'", 1), encoding="utf-8")  # as if an old run
     again = _materialise(tiny)
-    assert again.written == 0 and "date: '2001-01-01'" in path.read_text(encoding="utf-8")
-    assert not rawfiles.same_but_upload_date(b"---\ndate: '2001'\n---\nA\n", b"---\ndate: '2002'\n---\nA\n")
+    assert (again.written, again.unchanged) == (0, 3) and "added: '2001-01-01T00:00:00Z'" in path.read_text("utf-8")
+    # anything else in the front matter or the body is a change
+    assert not rawfiles.same_but_clock(b"---\ndate: '2001'\n---\nA\n", b"---\ndate: '2002'\n---\nA\n")
+    assert not rawfiles.same_but_clock(b"---\nadded: '1'\n---\nA\n", b"---\nadded: '2'\n---\nB\n")
+    assert rawfiles.same_but_clock(b"---\nadded: '1'\n---\nA\n", b"---\nadded: '2'\n---\nA\n")
 
 
 def test_a_file_gone_from_the_folder_is_removed(tiny: tuple[Path, Path, Path]) -> None:

@@ -186,6 +186,21 @@ def cmd_run_conversations(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Fit the answer-confidence model and refusal threshold. A shipped set (seeds-calib) is answered over the
+    pristine copy of the seed articles, like `eval run`, so uploads in the live data directory never move the
+    shipped calibration; a question file of one's own runs on the configured data directory."""
+    from eval.seedcorpus import is_seed_set
+    from service.answering.calibration import calibrate, load_questions, write_calibration
+
+    engine, _ = _engine_for(str(args.set), settings, quiet=False, seeds=is_seed_set(str(args.set)))
+    data = calibrate(engine.answerer(), load_questions(args.set), str(args.set))
+    if not args.dry_run:
+        write_calibration(data)
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
 def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
     """Resolution accuracy of a conversation set, by rule; no index, no model."""
     from eval.conversations import (
@@ -334,6 +349,13 @@ def register(subparsers: Any) -> None:
     s.add_argument("run_dir", help="the run folder whose figures become the baseline")
     s.add_argument("--baseline", default=None, help="baseline file (default eval/baselines/<set>.json)")
     s.set_defaults(handler=cmd_baseline)
+    s = subparsers.add_parser("calibrate", help="fit the answer-confidence model on labelled (un)answerable "
+                                                "questions")
+    s.add_argument("--set", type=Path, default=EVAL_DIR / "sets" / "seeds-calib.jsonl",
+                   help="labelled question set, JSON lines; a shipped set runs on the pristine seed copy "
+                        "(default: eval/sets/seeds-calib.jsonl)")
+    s.add_argument("--dry-run", action="store_true", help="print, do not write service/answering/calibration.json")
+    s.set_defaults(handler=cmd_calibrate)
     fb = subparsers.add_parser("feedback", help="answers rated in production").add_subparsers(
         dest="feedback_command", required=True)
     s = fb.add_parser("export", help="write the rated questions as an eval set (👍 answer or the correction as "

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.sets import Question
-from index.store import built_backend
+from index.store import built_backend, store_summary
 from service.answering import Citation, CitationError, verify_citation
 from service.engine import Engine
 from service.llm.generate import AnswerMode
@@ -19,12 +19,16 @@ SEARCH_K = 10
 ANSWER_K = 5
 
 
-def index_fingerprint(manifest: dict[str, Any]) -> dict[str, str]:
+def index_fingerprint(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a run's figures depend on besides the code: corpus, model, encoder variant, generation, and where
+    the searches ran (FAISS or Milvus, which BM25 engine, which dense index)."""
     corpus = manifest.get("corpus") or {}
     model = manifest.get("model") or {}
+    store = store_summary(manifest)
     return {"corpus": str(corpus.get("fingerprint", "")), "model": str(model.get("fingerprint", "")),
             "encoder": built_backend(manifest),
-            "generation": str(manifest.get("generation", ""))}
+            "generation": str(manifest.get("generation", "")),
+            "store": {k: store.get(k) for k in ("kind", "bm25", "dense_index")}}
 
 
 def _citation(d: dict[str, Any]) -> Citation:

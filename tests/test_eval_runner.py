@@ -69,6 +69,7 @@ def test_a_seed_set_runs_on_a_pristine_copy_of_the_seeds(smoke_run: Path, eval_e
     base = json.loads(baseline_path("seeds-smoke").read_text(encoding="utf-8"))
     meta = json.loads((smoke_run / "meta.json").read_text(encoding="utf-8"))
     assert meta["seed_copy"]["corpus_dir"] == str(eval_env / "cache" / "seeds" / "corpus")
+    assert meta["index"]["store"] == {"kind": "faiss", "bm25": "bm25s", "dense_index": "flat"}  # where it searched
     assert meta["index"]["corpus"] == base["index"]["corpus"] == load_chunked_corpus().fingerprint()
     assert load_chunked_corpus(eval_env / "data" / "documents").fingerprint() != base["index"]["corpus"]
     assert not (eval_env / "data" / "index").exists()  # the live index was neither built nor read
@@ -81,6 +82,24 @@ def test_a_seed_set_runs_on_a_pristine_copy_of_the_seeds(smoke_run: Path, eval_e
     assert eval_main(["eval", "compare", str(smoke_run)]) == 0
     out = capsys.readouterr()
     assert "OK" in out.out and "fingerprint" not in out.out + out.err
+
+
+def test_calibrate_fits_a_shipped_set_on_the_pristine_copy(smoke_run: Path, eval_env: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`policyqa calibrate` on a shipped set answers over eval/cache/seeds/ like `eval run`: the upload in the
+    live data directory cannot move the shipped calibration. --dry-run writes nothing."""
+    from index.generations import current_generation
+    from service.answering.calibration import CALIBRATION_FILE
+
+    shipped = CALIBRATION_FILE.read_bytes()
+    capsys.readouterr()
+    assert eval_main(["calibrate", "--set", "eval/sets/seeds-smoke.jsonl", "--dry-run"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["questions"] == 12 and data["unanswerable"] == 3
+    current = current_generation(eval_env / "cache" / "seeds" / "index")
+    assert current is not None and data["generation"] == current.name  # the seed copy's index, the run's one
+    assert not (eval_env / "data" / "index").exists()  # the live index was neither built nor read
+    assert CALIBRATION_FILE.read_bytes() == shipped
 
 
 def test_run_rows(smoke_run: Path) -> None:

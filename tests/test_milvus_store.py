@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("milvus_lite", reason="milvus-lite (embedded Milvus) is not installed: pip install 'policyqa[milvus]'")
 pytest.importorskip("pymilvus", reason="pymilvus is not installed: pip install 'policyqa[milvus]'")
 
+from eval.runner import index_fingerprint
 from index.generations import IndexCorrupt, IndexMismatch, current_generation
 from index.store import load_index
 from index.stores import milvus as mv
@@ -58,6 +59,9 @@ def test_build_writes_a_collection_and_the_alias(milvus_engine: Engine) -> None:
     store = idx.manifest["store"]
     assert store["kind"] == "milvus" and store["collection"] == mv.collection_name(cfg, idx.generation)
     assert store["bm25"] == "milvus" and store["dense_index"] == {"index_type": "FLAT", "metric_type": "IP"}
+    # an eval run over this index records where it searched (eval/runner.py)
+    assert index_fingerprint(idx.manifest)["store"] == {"kind": "milvus", "bm25": "milvus",
+                                                        "dense_index": store["dense_index"]}
     assert not (idx.path / "dense.faiss").exists() and not (idx.path / "sparse").exists()
     assert (idx.path / "chunks.jsonl").exists() and (idx.path / "documents.jsonl").exists()
     assert idx.dense.size == idx.sparse.size == len(idx.chunks) == idx.manifest["counts"]["chunks"]

@@ -17,7 +17,7 @@
   const CONTEXT_CHARS = 150; // context shown either side of a quote found in the whole document
   const SNIPPET_CHARS = 120; // length of a nearest-passage preview in the refusal view
 
-  const $ = (id) => document.getElementById(id);
+  const { el, $ } = window.policyqaDom; // dom.js
   const form = $("ask-form");
   const question = $("question");
   const askButton = $("ask-button");
@@ -42,20 +42,7 @@
   const LIST_POLL_MS = 3000; // while a document is being indexed, the list is read again this often
   const FORMAT_NAMES = { pdf: "PDF", docx: "Word", doc: "Word", wordxml: "Word", html: "网页", text: "文本" };
 
-  // ---- small DOM helpers -------------------------------------------------------------------------
-
-  /** Build an element. attrs: {class, text, ...attributes}; children: nodes or strings (→ text nodes). */
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined && c !== ""));
-    return node;
-  }
+  // ---- small DOM helpers (el and $ come from dom.js) -----------------------------------------------
 
   const show = (node, visible = true) => { node.hidden = !visible; };
 

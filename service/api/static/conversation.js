@@ -12,19 +12,8 @@
   const ANSWER_CHARS = 2000; // of each earlier answer sent back
   let turns = []; // {question, answer, resolved_question}: the answered turns, oldest first
 
-  const $ = (id) => document.getElementById(id);
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined && c !== ""));
-    return node;
-  }
+  const { el, $ } = window.policyqaDom; // dom.js
 
   function chinesePart(message) {
     const text = String(message || "");

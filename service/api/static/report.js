@@ -3,20 +3,10 @@
 "use strict";
 
 (() => {
-  const $ = (id) => document.getElementById(id);
   const REASONS = { no_evidence: "资料未提及", low_confidence: "证据不足", out_of_scope: "超出范围",
     no_regulation_for_place: "没有该地条例", no_such_version: "没有该版本", needs_place: "需说明地方" };
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, String(value));
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined));
-    return node;
-  }
+  const { el, $ } = window.policyqaDom; // dom.js
 
   function table(caption, head, rows) {
     const t = el("table", { class: "report-table" }, el("caption", { text: caption }),

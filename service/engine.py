@@ -126,10 +126,10 @@ class Engine:
         return threads
 
     # --- index ---------------------------------------------------------------------------------------
-    def corpus(self) -> ChunkedCorpus:
+    def corpus(self, pause: Callable[[], object] | None = None) -> ChunkedCorpus:
         if seed_documents(self.settings.corpus_dir):
             log.info("seeded %s with the embedded articles", self.settings.corpus_dir)
-        return load_chunked_corpus(self.settings.corpus_dir, self.settings.chunker())
+        return load_chunked_corpus(self.settings.corpus_dir, self.settings.chunker(), pause=pause)
 
     def removed(self, idx: LoadedIndex) -> frozenset[str]:
         """Documents of this generation whose files were deleted since: never cited again, even before the
@@ -140,7 +140,12 @@ class Engine:
               ray_address: str | None = None, ray_actors: int | None = None) -> BuildResult:
         """Build a generation; with ``ray_address`` the new passages are embedded on that Ray cluster
         (index/raybuild.py, the `ray` extra) instead of by this process's encoder."""
-        corpus = corpus or self.corpus()
+        gate = AnswerGate(self.settings.index_dir, max_wait_s=self.settings.build_pause_s)
+        pause = gate.wait_for_quiet if gate.max_wait_s > 0 else None
+        # every stage gives way to questions, the start too: chunking 250 regulations and loading the encoder
+        # are ~3 s of CPU that would otherwise meet the answers of a rebuild's first seconds (jieba loads after
+        # the BM25 stage's first pause)
+        corpus = corpus or self.corpus(pause)
         for p in corpus.problems:
             log.warning("skipped %s", p)
         info = self._model_info_for_build()
@@ -149,11 +154,15 @@ class Engine:
             from index.raybuild import RayEmbedder
 
             embedder = RayEmbedder(ray_address, info, actors=ray_actors, threads=self.settings.build_threads)
-        gate = AnswerGate(self.settings.index_dir, max_wait_s=self.settings.build_pause_s)
-        result = build_index(corpus, self.settings.index_dir, info, lambda: self.encoder,
+
+        def encoder() -> TextEncoder:
+            if pause is not None and self._encoder is None:
+                pause()
+            return self.encoder
+
+        result = build_index(corpus, self.settings.index_dir, info, encoder,
                              segmenter=self.segmenter, hnsw_threshold=self.settings.hnsw_threshold,
-                             progress=progress, milvus=self.settings.milvus(), embedder=embedder,
-                             pause=gate.wait_for_quiet if gate.max_wait_s > 0 else None)
+                             progress=progress, milvus=self.settings.milvus(), embedder=embedder, pause=pause)
         if gate.waited_s >= 0.1:
             log.info("the build paused %.1f s for questions being answered", gate.waited_s)
         return result

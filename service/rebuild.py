@@ -60,8 +60,7 @@ def lowest_priority() -> None:
 
 
 def run_job(job_id: str) -> int:
-    from index.modelprep import is_complete
-    from service.engine import Engine
+    from index.answergate import AnswerGate
 
     settings = env_settings()
     store = JobStore(settings.index_dir / "jobs")
@@ -72,6 +71,11 @@ def run_job(job_id: str) -> int:
     reporter = JobReporter(store, job)
     reporter.update(state="running", pid=os.getpid(), started_at=time.time(),
                     progress=JobProgress(0, 0, "prepare"))
+    if settings.build_pause_s > 0:  # the imports below are ~1 s of CPU: start them between two answers
+        AnswerGate(settings.index_dir, max_wait_s=settings.build_pause_s).wait_for_quiet()
+    from index.modelprep import is_complete
+    from service.engine import Engine
+
     try:
         engine = Engine(settings)
         if settings.embedding_model is None and not is_complete(settings.model_dir):

@@ -12,7 +12,6 @@
   const ANSWER_CHARS = 2000; // of each earlier answer sent back
   let turns = []; // {question, answer, resolved_question}: the answered turns, oldest first
 
-
   const { el, $ } = window.policyqaDom; // dom.js
 
   function chinesePart(message) {

@@ -192,9 +192,16 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     shipped calibration; a question file of one's own runs on the configured data directory."""
     from eval.seedcorpus import is_seed_set
     from service.answering.calibration import calibrate, load_questions, write_calibration
+    from service.cli import CliError
 
+    try:  # before the index: a wrong path must not cost a model preparation and a build
+        questions = load_questions(args.set)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read the question set {str(args.set)!r}: {exc} / 无法读取评测集") from exc
+    if not questions:
+        raise CliError(f"{str(args.set)!r} has no questions / 评测集中没有问题")
     engine, _ = _engine_for(str(args.set), settings, quiet=False, seeds=is_seed_set(str(args.set)))
-    data = calibrate(engine.answerer(), load_questions(args.set), str(args.set))
+    data = calibrate(engine.answerer(), questions, str(args.set))
     if not args.dry_run:
         write_calibration(data)
     print(json.dumps(data, ensure_ascii=False, indent=2))

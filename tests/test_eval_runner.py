@@ -102,6 +102,20 @@ def test_calibrate_fits_a_shipped_set_on_the_pristine_copy(smoke_run: Path, eval
     assert CALIBRATION_FILE.read_bytes() == shipped
 
 
+def test_calibrate_refuses_a_set_it_cannot_read_before_building_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("POLICYQA_DATA_DIR", str(tmp_path / "data"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": \n', encoding="utf-8")
+    (tmp_path / "empty.jsonl").write_text("\n", encoding="utf-8")
+    for path, says in ((tmp_path / "missing.jsonl", "无法读取评测集"), (bad, "无法读取评测集"),
+                       (tmp_path / "empty.jsonl", "没有问题")):
+        assert eval_main(["calibrate", "--set", str(path), "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err
+    assert not (tmp_path / "data").exists()  # no model prepared, no index built
+
+
 def test_run_rows(smoke_run: Path) -> None:
     _, questions = load_set("seeds-smoke")
     rows = [json.loads(line) for line in (smoke_run / "run.jsonl").read_text(encoding="utf-8").splitlines()]
